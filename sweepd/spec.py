@@ -1,0 +1,391 @@
+"""Sweep files: load, inherit defaults, validate, resolve to a `SweepSpec`.
+
+A sweep file is TOML (see docs/architecture.md for every key). `extends = "default"` inherits
+another sweep file key by key; the child wins. Everything is validated before anything runs or
+is written, and every problem is a `SpecError` naming the file and, where it can be found, the
+line: one readable line for the CLI.
+
+Default ranges, used where a searched parameter gives only `center`:
+- log:    [center / 10, center * 10]
+- logit:  one decade either side in log10(x / (1 - x))  (0.99 -> [0.908, 0.999])
+- linear: [center / 2, center * 2] for a positive centre (a zero or negative centre needs min/max)
+- pow2:   [center / 4, center * 4]
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sweepd.space import Param
+
+SECTIONS = ("train", "env", "policy")
+SPACES = ("log", "linear", "logit", "pow2")
+TRAINERS = ("puffer", "command")
+SEARCHERS = ("carbs", "random")
+TOP_KEYS = ("extends", "env", "trainer", "command", "sweep", "search", *SECTIONS)
+PARAM_KEYS = ("space", "min", "max", "center", "integer")
+
+
+class SpecError(ValueError):
+    """A sweep file is wrong; `str()` is one line naming file, line (when known) and the fix."""
+
+    def __init__(self, path: str | Path | None, message: str, line: int | None = None,
+                 column: int | None = None) -> None:
+        self.path, self.line, self.column, self.message = str(path or "<spec>"), line, column, message
+        where = self.path + (f":{line}" if line else "") + (f":{column}" if column else "")
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """The `[sweep]` table: what to optimize, how, and how much to spend."""
+
+    metric: str = "score"
+    direction: str = "maximize"
+    searcher: str = "carbs"
+    seed: int = 0
+    max_suggestion_cost: float = 120.0
+    cost_tolerance: float = 1.25
+    max_trials: int = 20
+    max_total_cost: float = 0.0
+    num_random_samples: int = 4
+    resample_frequency: int = 5
+    eval_episodes: int = 8
+    eval_seeds: int = 2
+    priority: int = 0
+    max_slots: int = 0
+    wandb_project: str = ""
+
+    @property
+    def cost_cap(self) -> float:
+        """Wall seconds after which the worker stops training and evaluates."""
+        return self.max_suggestion_cost * self.cost_tolerance
+
+
+SETTING_KEYS = tuple(f.name for f in fields(SweepSettings))
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A resolved, validated sweep: everything a searcher, agent and worker need."""
+
+    name: str
+    env: str
+    trainer: str
+    settings: SweepSettings
+    params: tuple[Param, ...]
+    defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    command: tuple[str, ...] = ()
+    source: str = ""
+
+    def trial_config(self, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """The defaults with a trial's params (named "section.key") written over them."""
+        config = {section: dict(self.defaults.get(section, {})) for section in SECTIONS}
+        for name, value in params.items():
+            section, key = name.split(".", 1)
+            config[section][key] = value
+        return config
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able dict; `SweepSpec.from_json` reads it back (stored on the Sweep row)."""
+        return {
+            "name": self.name, "env": self.env, "trainer": self.trainer, "source": self.source,
+            "command": list(self.command), "defaults": self.defaults,
+            "settings": {k: getattr(self.settings, k) for k in SETTING_KEYS},
+            "params": [{"name": p.name, "space": p.space, "min": p.min, "max": p.max,
+                        "center": p.center, "integer": p.integer} for p in self.params],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SweepSpec:
+        """Inverse of `to_json`."""
+        return cls(
+            name=data["name"], env=data["env"], trainer=data["trainer"], source=data.get("source", ""),
+            command=tuple(data.get("command") or ()), defaults=data["defaults"],
+            settings=SweepSettings(**data["settings"]),
+            params=tuple(Param(**p) for p in data["params"]),
+        )
+
+
+def sweep_dirs() -> list[Path]:
+    """Where sweep names are looked up: ./sweeps first, then the sweeps bundled with sweepd."""
+    bundled = Path(str(resources.files("sweepd.sweeps")))
+    local = Path(os.environ.get("SWEEPD_SWEEPS", "sweeps"))
+    return [local, bundled] if local.resolve() != bundled.resolve() else [bundled]
+
+
+def find_sweep_file(name: str) -> Path:
+    """Path of a sweep given as a file path or a name (./sweeps/NAME.toml, then bundled)."""
+    if name.endswith(".toml") or os.sep in name:
+        path = Path(name)
+        if not path.is_file():
+            raise SpecError(path, "no such sweep file")
+        return path
+    for directory in sweep_dirs():
+        candidate = directory / f"{name}.toml"
+        if candidate.is_file():
+            return candidate
+    known = sorted({p.stem for d in sweep_dirs() if d.is_dir() for p in d.glob("*.toml")})
+    raise SpecError(None, f"no sweep named '{name}'{_did_you_mean(name, known)}; "
+                          f"known: {', '.join(known) or 'none'}")
+
+
+def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None) -> SweepSpec:
+    """Resolve and validate a sweep by name or path; `overrides` replace `[sweep]` settings."""
+    path = find_sweep_file(name_or_path)
+    raw, chain = _load_chain(path, seen=())
+    if overrides:
+        raw.setdefault("sweep", {}).update({k: v for k, v in overrides.items() if v is not None})
+    return _resolve(raw, path, chain)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(path, f"cannot read: {exc.strerror}") from exc
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib ends its message with "(at line L, column C)": move that to the front.
+        match = re.search(r"\s*\(at line (\d+), column (\d+)\)$", str(exc))
+        if match:
+            message = str(exc)[: match.start()]
+            raise SpecError(path, f"TOML syntax error: {message}", int(match[1]), int(match[2])) from exc
+        raise SpecError(path, f"TOML syntax error: {exc}") from exc
+
+
+def _load_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], tuple[Path, ...]]:
+    """The file merged over what it extends; returns the merged dict and the files used."""
+    if path.resolve() in seen:
+        raise SpecError(path, "extends itself through " + " -> ".join(p.name for p in seen))
+    data = _read_toml(path)
+    _check_keys(data, path)
+    parent_name = data.pop("extends", None)
+    if parent_name is None:
+        return data, (path,)
+    if not isinstance(parent_name, str):
+        raise SpecError(path, "'extends' must be a sweep name such as \"default\"", _line_of(path, "extends"))
+    parent_path = path.parent / f"{parent_name}.toml"
+    if not parent_path.is_file():
+        parent_path = find_sweep_file(parent_name)
+    parent, chain = _load_chain(parent_path, (*seen, path.resolve()))
+    return _merge(parent, data), (path, *chain)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _check_keys(data: dict[str, Any], path: Path) -> None:
+    """Unknown keys are typos until proven otherwise: name the closest known key."""
+    _unknown(data, TOP_KEYS, path, "")
+    if isinstance(data.get("sweep"), dict):
+        _unknown(data["sweep"], SETTING_KEYS, path, "[sweep] ")
+    search = data.get("search", {})
+    if not isinstance(search, dict):
+        raise SpecError(path, "[search] must hold tables like [search.train.learning_rate]",
+                        _line_of(path, "search"))
+    for section, table in search.items():
+        if section not in SECTIONS:
+            raise SpecError(path, f"unknown section [search.{section}]{_did_you_mean(section, SECTIONS)}",
+                            _line_of(path, f"search.{section}"))
+        for key, param in table.items():
+            if not isinstance(param, dict):
+                raise SpecError(path, f"[search.{section}.{key}] must be a table with space/min/max/center",
+                                _line_of(path, key))
+            _unknown(param, PARAM_KEYS, path, f"[search.{section}.{key}] ")
+
+
+def _unknown(table: dict[str, Any], known: tuple[str, ...], path: Path, where: str) -> None:
+    for key in table:
+        if key not in known:
+            raise SpecError(path, f"unknown key {where}'{key}'{_did_you_mean(key, known)}", _line_of(path, key))
+
+
+def _did_you_mean(word: str, known: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _line_of(path: Path, key: str) -> int | None:
+    """Line where `key` is assigned or opens a table: tomllib keeps no positions."""
+    last = key.rsplit(".", 1)[-1]
+    pattern = re.compile(rf"^\s*(\[+\s*[\w.\"]*{re.escape(last)}[\"]?\s*\]+|\"?{re.escape(last)}\"?\s*=)")
+    try:
+        for number, text in enumerate(path.read_text().splitlines(), start=1):
+            if pattern.search(text):
+                return number
+    except OSError:
+        return None
+    return None
+
+
+def _resolve(raw: dict[str, Any], path: Path, chain: tuple[Path, ...]) -> SweepSpec:
+    from sweepd import envs  # the registry of env families; imported late to keep spec light
+
+    settings = _settings(raw.get("sweep", {}), path, chain)
+    trainer = raw.get("trainer", "puffer")
+    if trainer not in TRAINERS:
+        raise SpecError(path, f"trainer must be one of {', '.join(TRAINERS)}, got '{trainer}'",
+                        _line_of(path, "trainer"))
+    command = raw.get("command") or []
+    if trainer == "command" and not (
+            isinstance(command, list) and command and all(isinstance(c, str) for c in command)):
+        raise SpecError(path, "trainer = \"command\" needs command = [\"python\", \"train.py\", ...]",
+                        _line_of(path, "command"))
+    env = raw.get("env")
+    if not isinstance(env, str) or not env:
+        raise SpecError(path, "missing env = \"<name>\" (the environment to train on)")
+    if trainer == "puffer" and env not in envs.names():
+        raise SpecError(path, f"unknown env '{env}'{_did_you_mean(env, envs.names())}; "
+                              f"known: {', '.join(envs.names())}", _line_of(path, "env"))
+    defaults = {section: dict(raw.get(section) or {}) for section in SECTIONS}
+    params = tuple(_param(f"{section}.{key}", table, _owner(chain, key))
+                   for section, tables in sorted(raw.get("search", {}).items())
+                   for key, table in sorted(tables.items()))
+    _check_command_placeholders(trainer, command, params, defaults, path)
+    return SweepSpec(name=path.stem, env=env, trainer=trainer, settings=settings, params=params,
+                     defaults=defaults, command=tuple(command), source=" <- ".join(map(str, chain)))
+
+
+def _owner(chain: tuple[Path, ...], key: str) -> Path:
+    """The file in the extends chain that mentions `key` first: where its error belongs."""
+    for path in chain:
+        if _line_of(path, key):
+            return path
+    return chain[0]
+
+
+def _settings(table: dict[str, Any], path: Path, chain: tuple[Path, ...]) -> SweepSettings:
+    base = SweepSettings()
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        expected = type(getattr(base, key))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not expected:
+            raise SpecError(_owner(chain, key), f"[sweep] {key} must be {expected.__name__}, got {value!r}",
+                            _line_of(_owner(chain, key), key))
+        values[key] = value
+    settings = SweepSettings(**values)
+
+    def fail(key: str, message: str) -> SpecError:
+        owner = _owner(chain, key)
+        return SpecError(owner, f"[sweep] {message}", _line_of(owner, key))
+
+    if settings.direction not in ("maximize", "minimize"):
+        raise fail("direction", f"direction must be maximize or minimize, got '{settings.direction}'")
+    if settings.searcher not in SEARCHERS:
+        raise fail("searcher", f"searcher must be one of {', '.join(SEARCHERS)}, got '{settings.searcher}'")
+    if not settings.max_suggestion_cost > 0:
+        raise fail("max_suggestion_cost",
+                   f"max_suggestion_cost must be > 0 seconds, got {settings.max_suggestion_cost}")
+    if settings.cost_tolerance < 1:
+        raise fail("cost_tolerance", f"cost_tolerance must be >= 1, got {settings.cost_tolerance}")
+    for key in ("max_trials", "num_random_samples", "resample_frequency", "eval_episodes", "eval_seeds",
+                "max_slots"):
+        if getattr(settings, key) < 0 or (key in ("eval_episodes", "eval_seeds") and getattr(settings, key) < 1):
+            raise fail(key, f"{key} must be {'>= 1' if key.startswith('eval') else '>= 0'}, "
+                            f"got {getattr(settings, key)}")
+    if settings.max_total_cost < 0:
+        raise fail("max_total_cost", f"max_total_cost must be >= 0, got {settings.max_total_cost}")
+    if settings.max_trials == 0 and settings.max_total_cost == 0:
+        raise fail("max_trials", "give a budget: max_trials and/or max_total_cost")
+    return settings
+
+
+def _param(name: str, table: dict[str, Any], path: Path) -> Param:
+    key = name.split(".", 1)[1]
+    line = _line_of(path, key)
+
+    def fail(message: str) -> SpecError:
+        return SpecError(path, f"[search.{name}] {message}", line)
+
+    space = table.get("space", "linear")
+    if space not in SPACES:
+        raise fail(f"space must be one of {', '.join(SPACES)}, got '{space}'{_did_you_mean(space, SPACES)}")
+    for k in ("min", "max", "center"):
+        if k in table and (isinstance(table[k], bool) or not isinstance(table[k], int | float)):
+            raise fail(f"{k} must be a number, got {table[k]!r}")
+    if "center" not in table:
+        if "min" not in table or "max" not in table:
+            raise fail("needs center, or min and max")
+        low, high = float(table["min"]), float(table["max"])
+        center = _middle(space, low, high)
+    else:
+        center = float(table["center"])
+        inferred = _default_range(space, center)
+        if inferred is None and ("min" not in table or "max" not in table):
+            raise fail(f"cannot infer a range around center {center} in a {space} space: give min and max")
+        low = float(table.get("min", inferred[0] if inferred else 0.0))
+        high = float(table.get("max", inferred[1] if inferred else 0.0))
+    if not all(math.isfinite(v) for v in (low, high, center)):
+        raise fail("min, max and center must be finite")
+    if low >= high:
+        raise fail(f"min ({low:g}) must be below max ({high:g})")
+    if space in ("log", "pow2") and low <= 0:
+        raise fail(f"a {space} space needs min > 0, got {low:g}")
+    if space == "logit" and not (low > 0 and high < 1):
+        raise fail(f"a logit space needs 0 < min and max < 1, got [{low:g}, {high:g}]")
+    if not low <= center <= high:
+        raise fail(f"center {center:g} is outside [min, max] = [{low:g}, {high:g}]")
+    integer = table.get("integer", space == "pow2")
+    if not isinstance(integer, bool):
+        raise fail(f"integer must be true or false, got {integer!r}")
+    if integer and math.ceil(low) > math.floor(high):
+        raise fail(f"no integer lies in [{low:g}, {high:g}]")
+    try:
+        return Param(name=name, space=space, min=low, max=high, center=center, integer=integer)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+
+
+def _default_range(space: str, center: float) -> tuple[float, float] | None:
+    if space == "log" and center > 0:
+        return center / 10, center * 10
+    if space == "pow2" and center > 0:
+        return center / 4, center * 4
+    if space == "logit" and 0 < center < 1:
+        z = math.log10(center / (1 - center))
+        return 1 / (1 + 10 ** -(z - 1)), 1 / (1 + 10 ** -(z + 1))
+    if space == "linear" and center > 0:
+        return center / 2, center * 2
+    return None
+
+
+def _middle(space: str, low: float, high: float) -> float:
+    if space in ("log", "pow2") and low > 0:
+        return math.sqrt(low * high)
+    if space == "logit" and low > 0 and high < 1:
+        z = (math.log(low / (1 - low)) + math.log(high / (1 - high))) / 2
+        return 1 / (1 + math.exp(-z))
+    return (low + high) / 2
+
+
+def _check_command_placeholders(trainer: str, command: list[str], params: tuple[Param, ...],
+                                defaults: dict[str, dict[str, Any]], path: Path) -> None:
+    """Every {section.key} in a command must name a param or a default: a typo fails here."""
+    if trainer != "command":
+        return
+    known = {p.name for p in params} | {f"{s}.{k}" for s, table in defaults.items() for k in table}
+    known |= {"seed", "trial_id", "artifact_dir"}
+    for part in command:
+        for placeholder in re.findall(r"\{([^{}]+)\}", part):
+            if placeholder not in known:
+                raise SpecError(path, f"command placeholder '{{{placeholder}}}' names no param or default"
+                                      f"{_did_you_mean(placeholder, sorted(known))}", _line_of(path, "command"))

@@ -1,0 +1,114 @@
+"""The tables: Sweep, Trial, Box, Event. Every time is epoch seconds (float) from the DB clock.
+
+Epoch floats rather than DateTime columns: SQLite has no timestamp type, and lease expiry must
+compare the same way on both backends without time-zone conversions.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Trial statuses. A trial moves queued -> leased -> running -> succeeded | failed | abandoned,
+# or back to queued when an infrastructure failure is retried.
+QUEUED, LEASED, RUNNING = "queued", "leased", "running"
+SUCCEEDED, FAILED, ABANDONED = "succeeded", "failed", "abandoned"
+ACTIVE = (LEASED, RUNNING)
+OPEN = (QUEUED, LEASED, RUNNING)
+
+# Why a trial failed decides what the searcher learns from it.
+INFRA = "infra"                    # lease expired, box lost, agent shutdown: retried, not observed
+HYPERPARAMETER = "hyperparameter"  # OOM, NaN, crash after training started: observed as a failure
+SETUP = "setup"                    # import or config error: pauses the sweep, not observed
+
+# Sweep statuses.
+SWEEP_RUNNING, SWEEP_PAUSED, SWEEP_STOPPED, SWEEP_FINISHED = "running", "paused", "stopped", "finished"
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Sweep(Base):
+    __tablename__ = "sweeps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    env: Mapped[str] = mapped_column(String(200))
+    owner: Mapped[str] = mapped_column(String(100))
+    spec: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), default=SWEEP_RUNNING)
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    searcher: Mapped[str] = mapped_column(String(32))
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    max_suggestion_cost: Mapped[float] = mapped_column(Float)
+    max_trials: Mapped[int] = mapped_column(Integer, default=0)
+    max_total_cost: Mapped[float] = mapped_column(Float, default=0.0)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    max_slots: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[float] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float)
+
+
+class Trial(Base):
+    __tablename__ = "trials"
+    __table_args__ = (
+        UniqueConstraint("sweep_id", "number", name="uq_trials_sweep_number"),
+        Index("ix_trials_sweep_status", "sweep_id", "status"),
+        Index("ix_trials_status_expiry", "status", "lock_expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sweep_id: Mapped[int] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    params: Mapped[dict[str, Any]]
+    seed: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default=QUEUED)
+    box: Mapped[str | None] = mapped_column(String(200))
+    slot: Mapped[int | None] = mapped_column(Integer)
+    lock_owner: Mapped[str | None] = mapped_column(String(200))
+    lock_token: Mapped[str | None] = mapped_column(String(64))
+    lock_expires_at: Mapped[float | None] = mapped_column(Float)
+    heartbeat_at: Mapped[float | None] = mapped_column(Float)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    predicted_score: Mapped[float | None] = mapped_column(Float)
+    predicted_cost: Mapped[float | None] = mapped_column(Float)
+    score: Mapped[float | None] = mapped_column(Float)
+    score_stderr: Mapped[float | None] = mapped_column(Float)
+    cost: Mapped[float | None] = mapped_column(Float)
+    truncated: Mapped[bool] = mapped_column(default=False)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    failure_category: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float)
+
+
+class Box(Base):
+    __tablename__ = "boxes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    slots: Mapped[int] = mapped_column(Integer)
+    device: Mapped[str] = mapped_column(String(32))
+    owner: Mapped[str] = mapped_column(String(100))
+    agent: Mapped[str | None] = mapped_column(String(200))
+    last_seen: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(16), default="online")
+
+
+class Event(Base):
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[float] = mapped_column(Float, index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(32))
+    box: Mapped[str | None] = mapped_column(String(200))
+    sweep_id: Mapped[int | None] = mapped_column(Integer)
+    trial_id: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str | None] = mapped_column(Text)
