@@ -1,0 +1,466 @@
+"""The daemon on a box: lease work for free slots, run one worker subprocess per trial, heartbeat
+the leases, record what the workers report. It is the only process on its box that writes to
+the database; workers talk to it over a pipe (JSON lines, see sweepd/worker.py).
+
+The loop, top to bottom: reap expired leases -> lease work for free slots -> read worker reports
+-> collect exited workers -> heartbeat leases and the box -> enforce deadlines and shutdown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+
+from sweepd.search import Observation, create_searcher
+from sweepd.spec import SweepSpec
+from sweepd.store import queue
+from sweepd.store.db import data_dir
+from sweepd.store.models import HYPERPARAMETER, INFRA, SETUP, SWEEP_RUNNING
+
+LOG_TAIL_LINES = 20
+CURVE_POINTS = 400           # learning-curve points kept per trial (older ones thinned)
+KILL_AFTER_CAP = 1.5         # a worker still alive at cost_cap * this (+ startup slack) is killed
+STARTUP_SLACK_S = 60.0       # interpreter, torch and env start-up are not the trial's fault
+TERM_GRACE_S = 10.0          # SIGTERM -> SIGKILL
+
+
+def current_user() -> str:
+    """The user sweepd acts for: $SWEEPD_USER, else the OS login."""
+    import getpass
+
+    return os.environ.get("SWEEPD_USER") or getpass.getuser()
+
+
+def detect_gpus() -> int:
+    """Visible NVIDIA GPUs, without importing torch (the agent stays light)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+
+
+def propose_next(sweep: queue.SweepInfo, history: queue.History) -> queue.Proposal:
+    """Rebuild the sweep's searcher from its history and ask it for the next config.
+
+    The searcher holds no state the database cannot rebuild, so any agent on any box gets the
+    same answer for the same history; minimized metrics are negated so searchers always maximize.
+    """
+    spec = SweepSpec.from_json(sweep.spec)
+    sign = 1.0 if spec.settings.direction == "maximize" else -1.0
+    options: dict[str, Any] = {}
+    if sweep.searcher == "carbs":
+        options = {"num_random_samples": spec.settings.num_random_samples,
+                   "resample_frequency": spec.settings.resample_frequency}
+    searcher = create_searcher(sweep.searcher, list(spec.params), seed=sweep.seed,
+                               max_suggestion_cost=sweep.max_suggestion_cost, **options)
+    for seen in history.observations:
+        score = seen.score * sign if not seen.failed else seen.score
+        searcher.observe(Observation(params=seen.params, score=score, cost=seen.cost, failed=seen.failed))
+    for params in history.pending:
+        searcher.add_pending(params)
+    suggestion = searcher.suggest()
+    predicted = suggestion.predicted_score
+    return queue.Proposal(params=dict(suggestion.params), kind=suggestion.kind,
+                          predicted_score=None if predicted is None else predicted * sign,
+                          predicted_cost=suggestion.predicted_cost)
+
+
+@dataclass
+class Worker:
+    """One trial's subprocess as the agent tracks it."""
+
+    lease: queue.Lease
+    slot: int
+    proc: subprocess.Popen[bytes]
+    report_fd: int
+    log_path: Path
+    spawned: float
+    kill_at: float
+    buffer: bytes = b""
+    training_started: bool = False
+    result: dict[str, Any] | None = None
+    failure: dict[str, Any] | None = None
+    curve: list[list[float]] = field(default_factory=list)
+    last_progress: dict[str, Any] = field(default_factory=dict)
+    stop_reason: str | None = None     # why the agent is stopping it (shutdown, lease lost, ...)
+    term_sent_at: float | None = None
+    eof: bool = False
+
+    def metrics(self) -> dict[str, Any]:
+        return {"curve": self.curve, "progress": self.last_progress, "log": str(self.log_path)}
+
+
+@dataclass
+class Agent:
+    """Runs trials on this box's slots until stopped (or until its sweep is done, for `launch`)."""
+
+    engine: Engine
+    slots: int
+    device: str = "cpu"                     # "cuda": slot i runs with CUDA_VISIBLE_DEVICES=i
+    box: str = field(default_factory=socket.gethostname)
+    user: str = field(default_factory=current_user)
+    lease_seconds: float = 60.0
+    heartbeat_seconds: float = 10.0
+    grace_seconds: float = 30.0
+    sweep_ids: list[int] | None = None      # lease only from these sweeps
+    until_sweep: int | None = None          # exit once this sweep no longer runs
+    exit_when_idle: bool = False            # exit when no sweep has work and no worker runs
+    artifacts: Path = field(default_factory=lambda: data_dir() / "artifacts")
+    on_tick: Callable[[Agent], None] | None = None
+    log: Callable[[str], None] = field(default=lambda message: print(message, file=sys.stderr, flush=True))
+
+    def __post_init__(self) -> None:
+        if self.heartbeat_seconds > self.lease_seconds / 3:
+            raise ValueError(f"heartbeat interval {self.heartbeat_seconds} s must be <= lease expiry / 3 "
+                             f"({self.lease_seconds / 3:.1f} s): one missed beat must not lose a lease")
+        self.id = f"{self.box}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.workers: dict[int, Worker] = {}          # slot -> worker
+        self.unrecorded: deque[Callable[[], Any]] = deque()  # writes that failed on a DB outage
+        self.stopping = False
+        self.stop_deadline = math.inf
+        self.selector = selectors.DefaultSelector()
+        self._next_beat = 0.0
+        self._next_lease = 0.0
+        self._idle_since_lease = False
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve until a signal (graceful: running trials get `grace_seconds`) or done."""
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            queue.register_box(self.engine, self.box, self.slots, self.device, self.user, self.id)
+            self.log(f"agent {self.id}: {self.slots} {self.device} slot(s) on {self.box}")
+            while not self._done():
+                self._periodic()
+                if not self.stopping:
+                    self._lease_free_slots()
+                self._read_reports(timeout=0.5)
+                self._collect_exited()
+                self._enforce_deadlines()
+                if self.on_tick:
+                    self.on_tick(self)
+        finally:
+            self._terminate_all("agent exiting")
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self._flush_unrecorded(final=True)
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        if self.stopping:  # a second Ctrl-C: do not wait for the grace period
+            self.stop_deadline = 0.0
+            return
+        self.stopping = True
+        self.stop_deadline = time.monotonic() + self.grace_seconds
+        self.log(f"{signal.Signals(signum).name}: no new trials; running ones get {self.grace_seconds:.0f} s")
+
+    def _done(self) -> bool:
+        if self.stopping:
+            return not self.workers
+        if self.workers:
+            return False
+        if self.until_sweep is not None:
+            status = queue.sweep_statuses(self.engine, [self.until_sweep]).get(self.until_sweep)
+            return status != SWEEP_RUNNING
+        return self.exit_when_idle and self._idle_since_lease
+
+    # --- leasing and spawning -----------------------------------------------------------------
+
+    def _lease_free_slots(self) -> None:
+        now = time.monotonic()
+        if now < self._next_lease:
+            return
+        free = [slot for slot in range(self.slots) if slot not in self.workers]
+        for slot in free:
+            holder = queue.Holder(agent=self.id, box=self.box, slot=slot, user=self.user)
+            try:
+                lease = queue.lease_trial(self.engine, holder, propose_next, self.lease_seconds, self.sweep_ids)
+            except DBAPIError as exc:
+                self.log(f"database unavailable while leasing ({_first_line(exc)}); retrying")
+                self._next_lease = now + 5.0
+                return
+            if lease is None:
+                # Nothing to do now: poll again shortly rather than hammer the write lock.
+                self._idle_since_lease = True
+                self._next_lease = now + 2.0
+                return
+            self._idle_since_lease = False
+            self._spawn(lease, slot)
+
+    def _spawn(self, lease: queue.Lease, slot: int) -> None:
+        spec = SweepSpec.from_json(lease.spec)
+        artifact_dir = self.artifacts / lease.sweep_name / f"trial-{lease.number}"
+        artifact_dir.mkdir(parents=True, exist_ok=True)
+        log_path = artifact_dir / "worker.log"
+        payload = {
+            "trial_id": lease.trial_id, "sweep": lease.sweep_name, "number": lease.number, "env": spec.env,
+            "trainer": spec.trainer, "command": list(spec.command) or None,
+            "config": spec.trial_config(lease.params), "params": lease.params, "seed": lease.seed,
+            "cost_cap": spec.settings.cost_cap, "eval_episodes": spec.settings.eval_episodes,
+            "eval_seeds": spec.settings.eval_seeds, "artifact_dir": str(artifact_dir), "device": self.device,
+        }
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
+        env = dict(os.environ, SWEEPD_REPORT_FD=str(write_fd), PYTHONUNBUFFERED="1")
+        if self.device == "cuda":
+            env["CUDA_VISIBLE_DEVICES"] = str(slot)
+        else:
+            env["CUDA_VISIBLE_DEVICES"] = ""
+            env["OMP_NUM_THREADS"] = "1"  # 2 torch threads on a busy 2-core box run small ops 30-50x slower
+        with open(log_path, "ab") as log:
+            log.write(f"--- trial {lease.number} attempt {lease.attempt} ({lease.kind}) {lease.params}\n".encode())
+            log.flush()
+            proc = subprocess.Popen([sys.executable, "-m", "sweepd.worker"], stdin=subprocess.PIPE, stdout=log,
+                                    stderr=subprocess.STDOUT, pass_fds=(write_fd,), env=env,
+                                    start_new_session=True)
+        os.close(write_fd)
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(payload).encode())
+        proc.stdin.close()
+        now = time.monotonic()
+        worker = Worker(lease=lease, slot=slot, proc=proc, report_fd=read_fd, log_path=log_path, spawned=now,
+                        kill_at=now + spec.settings.cost_cap * KILL_AFTER_CAP + STARTUP_SLACK_S)
+        self.workers[slot] = worker
+        self.selector.register(read_fd, selectors.EVENT_READ, worker)
+        self._write(lambda: queue.start_trial(self.engine, lease), worker)
+        self.log(f"trial {lease.sweep_name}#{lease.number} ({lease.kind}) on slot {slot}: {_short(lease.params)}")
+
+    # --- reports from workers -----------------------------------------------------------------
+
+    def _read_reports(self, timeout: float) -> None:
+        if not self.workers:
+            time.sleep(timeout)
+            return
+        for key, _mask in self.selector.select(timeout):
+            worker: Worker = key.data
+            try:
+                chunk = os.read(worker.report_fd, 1 << 16)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                worker.eof = True
+                self.selector.unregister(worker.report_fd)
+                continue
+            worker.buffer += chunk
+            *lines, worker.buffer = worker.buffer.split(b"\n")
+            for line in lines:
+                self._handle_report(worker, line)
+
+    def _handle_report(self, worker: Worker, line: bytes) -> None:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            return  # a worker's stray write to the report pipe is not a reason to fail the trial
+        kind = message.get("event")
+        if kind == "started":
+            worker.training_started = True
+        elif kind == "progress":
+            worker.last_progress = message
+            point = [float(message.get("step", 0)), float(message.get("score", math.nan)),
+                     float(message.get("elapsed", 0.0))]
+            worker.curve.append(point)
+            if len(worker.curve) > CURVE_POINTS:
+                worker.curve = worker.curve[::2]
+        elif kind == "result":
+            worker.result = message
+        elif kind == "failed":
+            worker.failure = message
+
+    # --- exits --------------------------------------------------------------------------------
+
+    def _collect_exited(self) -> None:
+        for slot, worker in list(self.workers.items()):
+            code = worker.proc.poll()
+            if code is None:
+                continue
+            if not worker.eof:  # drain what the worker wrote before exiting
+                self._drain(worker)
+            del self.workers[slot]
+            self._record_exit(worker, code)
+
+    def _drain(self, worker: Worker) -> None:
+        while True:
+            try:
+                chunk = os.read(worker.report_fd, 1 << 16)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            worker.buffer += chunk
+        for line in worker.buffer.split(b"\n"):
+            if line.strip():
+                self._handle_report(worker, line)
+        worker.buffer = b""
+        self.selector.unregister(worker.report_fd)
+        worker.eof = True
+
+    def _record_exit(self, worker: Worker, code: int) -> None:
+        os.close(worker.report_fd)
+        lease, label = worker.lease, f"{worker.lease.sweep_name}#{worker.lease.number}"
+        metrics = worker.metrics()
+        elapsed = time.monotonic() - worker.spawned
+        if worker.stop_reason == "lease lost":
+            self.log(f"trial {label}: lease lost, its result is not recorded")
+            return
+        if worker.result is not None and code == 0:
+            result = worker.result
+            metrics.update({k: v for k, v in result.items() if k not in ("event", "score", "cost")})
+            score, cost = float(result["score"]), float(result.get("cost", elapsed))
+            self._write(lambda: queue.finish_trial(self.engine, lease, score, cost,
+                                                   score_stderr=result.get("score_stderr"),
+                                                   truncated=bool(result.get("truncated")), metrics=metrics), worker)
+            self.log(f"trial {label}: score {score:.4g} in {cost:.0f} s"
+                     + (" (truncated at the cost cap)" if result.get("truncated") else ""))
+            return
+        tail = _log_tail(worker.log_path)
+        metrics["log_tail"] = tail
+        if worker.stop_reason is not None:
+            reason, category = worker.stop_reason, INFRA
+        elif worker.failure is not None:
+            reason = str(worker.failure.get("reason", "worker reported failure"))
+            category = worker.failure.get("category", HYPERPARAMETER)
+        elif code < 0:
+            reason, category = f"worker killed by {_signal_name(-code)}", HYPERPARAMETER
+        elif worker.training_started:
+            reason, category = f"worker exited with code {code} after training started", HYPERPARAMETER
+        else:
+            reason, category = f"worker exited with code {code} before training started", SETUP
+        last = next((line for line in reversed(tail) if line.strip() and not line.startswith("---")), "")
+        if last and category != INFRA:
+            reason = f"{reason}: {last.strip()[:300]}"
+        self._write(lambda: queue.fail_trial(self.engine, lease, reason, category, cost=elapsed, metrics=metrics),
+                    worker)
+        self.log(f"trial {label} failed ({category}): {reason}")
+
+    # --- heartbeats, deadlines, shutdown ------------------------------------------------------
+
+    def _periodic(self) -> None:
+        now = time.monotonic()
+        if now < self._next_beat:
+            return
+        self._next_beat = now + self.heartbeat_seconds
+        try:
+            self._flush_unrecorded()
+            queue.heartbeat_box(self.engine, self.box, self.id, "draining" if self.stopping else "online")
+            reaped = queue.reap_expired(self.engine, self.id)
+            if reaped:
+                self.log(f"reaped {len(reaped)} expired lease(s): trials {reaped}")
+            statuses = queue.sweep_statuses(self.engine, {w.lease.sweep_id for w in self.workers.values()})
+            for worker in list(self.workers.values()):
+                if worker.stop_reason is not None:
+                    continue
+                if not queue.heartbeat_trial(self.engine, worker.lease, self.lease_seconds, worker.metrics()):
+                    self._stop_worker(worker, "lease lost")
+                elif statuses.get(worker.lease.sweep_id) != SWEEP_RUNNING:
+                    self._stop_worker(worker, f"sweep {statuses.get(worker.lease.sweep_id)}")
+        except DBAPIError as exc:
+            # Workers keep training through a database outage; leases stay ours until they expire.
+            self.log(f"database unavailable ({_first_line(exc)}); workers keep running, retrying")
+            self._next_beat = now + min(self.heartbeat_seconds, 2.0)
+
+    def _enforce_deadlines(self) -> None:
+        now = time.monotonic()
+        for worker in self.workers.values():
+            if worker.stop_reason is None and worker.failure is None and now > worker.kill_at:
+                # A worker past its cap is the config's failure (it hung or ignored the cap), not infra.
+                worker.failure = {"reason": f"timeout: still running {now - worker.spawned:.0f} s after start, "
+                                            f"past the cost cap", "category": HYPERPARAMETER}
+                self._signal(worker, signal.SIGKILL)
+            if self.stopping and now > self.stop_deadline and worker.stop_reason is None:
+                self._stop_worker(worker, "agent shutdown")
+            if worker.term_sent_at is not None and now > worker.term_sent_at + TERM_GRACE_S:
+                self._signal(worker, signal.SIGKILL)
+
+    def _stop_worker(self, worker: Worker, reason: str) -> None:
+        worker.stop_reason = reason
+        worker.term_sent_at = time.monotonic()
+        self._signal(worker, signal.SIGTERM)
+
+    def _signal(self, worker: Worker, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.proc.pid, sig)
+
+    def _terminate_all(self, reason: str) -> None:
+        for worker in self.workers.values():
+            if worker.stop_reason is None:
+                self._stop_worker(worker, reason)
+        deadline = time.monotonic() + TERM_GRACE_S
+        while self.workers and time.monotonic() < deadline:
+            self._read_reports(timeout=0.2)
+            self._collect_exited()
+        for worker in self.workers.values():
+            self._signal(worker, signal.SIGKILL)
+            worker.proc.wait()
+        self._collect_exited()
+
+    # --- database writes that survive an outage -----------------------------------------------
+
+    def _write(self, write: Callable[[], Any], worker: Worker) -> None:
+        try:
+            write()
+        except DBAPIError as exc:
+            self.log(f"database unavailable recording trial {worker.lease.number} ({_first_line(exc)}); will retry")
+            self.unrecorded.append(write)
+
+    def _flush_unrecorded(self, final: bool = False) -> None:
+        attempts = 5 if final else 1
+        for attempt in range(attempts):
+            while self.unrecorded:
+                try:
+                    self.unrecorded[0]()
+                except DBAPIError:
+                    break
+                self.unrecorded.popleft()
+            if not self.unrecorded:
+                return
+            if final:
+                time.sleep(2.0 * (attempt + 1))
+        if final and self.unrecorded:
+            self.log(f"{len(self.unrecorded)} result(s) could not be recorded: the database stayed unreachable")
+
+
+def _log_tail(path: Path) -> list[str]:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 8192))
+            return handle.read().decode(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+    except OSError:
+        return []
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+
+
+def _short(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k.split('.')[-1]}={v:.3g}" if isinstance(v, float) else f"{k.split('.')[-1]}={v}"
+                     for k, v in params.items())

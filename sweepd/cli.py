@@ -1,0 +1,219 @@
+"""The `sweepd` command line: parse, call one function, print. Errors become one red line.
+
+Exit codes: 0 ok, 1 runtime error (database, missing sweep), 2 bad input (sweep file, options).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from sweepd.spec import SpecError, load_spec
+
+app = typer.Typer(help="sweepd: cost-aware hyperparameter sweeps for RL on a shared SQL queue.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+err_console = Console(stderr=True)
+
+DbOption = Annotated[str | None, typer.Option("--db", envvar="SWEEPD_DB",
+                                              help="Database URL (default: SQLite in the data dir).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+class UsageError(Exception):
+    """Bad command-line input (exit code 2)."""
+
+
+def _engine(db: str | None) -> Any:
+    from sweepd.store.db import open_store
+
+    return open_store(db)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+@app.command()
+def validate(file: Annotated[str, typer.Argument(help="Sweep file path or sweep name.")]) -> None:
+    """Check a sweep file (syntax, keys, ranges, env) without running or writing anything."""
+    spec = load_spec(file)
+    console.print(f"[green]ok[/]: {spec.name}: env={spec.env} trainer={spec.trainer} "
+                  f"{len(spec.params)} searched params, cost cap {spec.settings.max_suggestion_cost:g} s, "
+                  f"{spec.settings.max_trials} trials ({spec.source})")
+
+
+@app.command()
+def launch(
+    name: Annotated[str, typer.Argument(help="Sweep name (./sweeps/NAME.toml, then bundled) or file.")],
+    max_trials: Annotated[int | None, typer.Option(help="Override [sweep] max_trials.")] = None,
+    max_total_cost: Annotated[float | None, typer.Option(help="Override the total budget (seconds).")] = None,
+    max_suggestion_cost: Annotated[float | None, typer.Option(help="Override the per-trial cost cap (s).")] = None,
+    searcher: Annotated[str | None, typer.Option(help="carbs or random.")] = None,
+    seed: Annotated[int | None, typer.Option(help="The sweep's seed.")] = None,
+    sweep_name: Annotated[str | None, typer.Option("--name", help="Name the sweep (default NAME-<n>).")] = None,
+    detach: Annotated[bool, typer.Option(help="Only queue the sweep; agents run it.")] = False,
+    slots: Annotated[int | None, typer.Option(help="Slots for the foreground agent (default: GPUs, or 1).")] = None,
+    live: Annotated[bool, typer.Option(help="Show the live view (off: log lines only).")] = True,
+    db: DbOption = None,
+) -> None:
+    """Start a sweep: write it, then run an agent in the foreground unless one runs on this box."""
+    overrides = {"max_trials": max_trials, "max_total_cost": max_total_cost, "searcher": searcher,
+                 "max_suggestion_cost": max_suggestion_cost, "seed": seed}
+    spec = load_spec(name, overrides)
+    from sweepd.agent import current_user
+    from sweepd.store import queue
+
+    engine = _engine(db)
+    sweep = queue.create_sweep(engine, spec.to_json(), owner=current_user(), name=sweep_name)
+    console.print(f"sweep [bold]{sweep.name}[/] (id {sweep.id}): {spec.env}, {len(spec.params)} params, "
+                  f"searcher {sweep.searcher}, cap {spec.settings.max_suggestion_cost:g} s/trial, "
+                  f"{spec.settings.max_trials} trials")
+    if detach:
+        console.print(f"queued; run `sweepd agent` on a box to work on it, `sweepd status {sweep.name}` to follow")
+        return
+    alive = queue.agent_alive(engine, socket.gethostname(), within=60.0)
+    if alive:
+        console.print(f"agent {alive} already runs on this box and will pick it up; "
+                      f"follow with `sweepd status {sweep.name}`")
+        return
+    _run_agent(engine, slots, until_sweep=sweep.id, live_sweep=sweep if live else None)
+    final = queue.get_sweep(engine, sweep.id)
+    from sweepd.view import sweep_view
+
+    console.print(sweep_view(final, queue.list_trials(engine, sweep.id)))
+
+
+def _run_agent(engine: Any, slots: int | None, *, until_sweep: int | None = None, live_sweep: Any = None,
+               **options: Any) -> None:
+    from sweepd.agent import Agent, detect_gpus
+
+    gpus = detect_gpus()
+    device = "cuda" if gpus and slots is None else "cpu"
+    n_slots = slots if slots is not None else (gpus or 1)
+    if n_slots < 1:
+        raise UsageError(f"--slots must be >= 1, got {n_slots}")
+    agent = Agent(engine=engine, slots=n_slots, device=device, until_sweep=until_sweep, **options)
+    if live_sweep is None:
+        agent.run()
+        return
+    from rich.live import Live
+
+    from sweepd.view import LiveSweep
+
+    with Live(console=console, refresh_per_second=2, transient=False) as live:
+        view = LiveSweep(engine, live_sweep, live, n_slots)
+        agent.on_tick = view.update
+        agent.log = lambda message: live.console.log(message)
+        agent.run()
+
+
+@app.command()
+def agent(
+    slots: Annotated[int | None, typer.Option(help="CPU slots (default: one per visible GPU, or 1).")] = None,
+    sweep: Annotated[list[str] | None, typer.Option(help="Only work on these sweeps (repeatable).")] = None,
+    lease_seconds: Annotated[float, typer.Option(help="Lease expiry; heartbeats come 3x as often.")] = 60.0,
+    grace_seconds: Annotated[float, typer.Option(help="On SIGINT/SIGTERM, time running trials get.")] = 30.0,
+    exit_when_idle: Annotated[bool, typer.Option(help="Exit when no sweep has work left.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Run trials on this box's slots until stopped (Ctrl-C: finish or abandon running trials)."""
+    from sweepd.store import queue
+
+    engine = _engine(db)
+    sweep_ids = [queue.get_sweep(engine, ref).id for ref in sweep] if sweep else None
+    _run_agent(engine, slots, sweep_ids=sweep_ids, lease_seconds=lease_seconds,
+               heartbeat_seconds=lease_seconds / 3, grace_seconds=grace_seconds, exit_when_idle=exit_when_idle)
+
+
+@app.command()
+def status(
+    sweep: Annotated[str | None, typer.Argument(help="A sweep name or id; all sweeps when left out.")] = None,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Sweeps, or one sweep's trials (params, score, cost, status, reason) and its Pareto front."""
+    from sweepd.front import front
+    from sweepd.store import queue
+    from sweepd.view import sweep_summary, sweep_view, sweeps_table
+
+    engine = _engine(db)
+    if sweep is None:
+        rows = [sweep_summary(s, queue.list_trials(engine, s.id)) for s in queue.list_sweeps(engine)]
+        if as_json:
+            _print_json(rows)
+        elif rows:
+            console.print(sweeps_table(rows))
+        else:
+            console.print("no sweeps yet: `sweepd launch snake`")
+        return
+    info = queue.get_sweep(engine, sweep)
+    trials = queue.list_trials(engine, info.id)
+    if as_json:
+        _print_json({"sweep": sweep_summary(info, trials), "trials": [asdict(t) for t in trials],
+                     "front": [asdict(p) for p in front(trials, info.spec["settings"]["direction"])]})
+        return
+    console.print(sweep_view(info, trials))
+
+
+@app.command()
+def stop(sweep: Annotated[str, typer.Argument(help="A sweep name or id.")], db: DbOption = None) -> None:
+    """Stop a sweep: no new trials; agents stop its running ones (they are re-queued, not lost)."""
+    from sweepd.agent import current_user
+    from sweepd.store import queue
+
+    info = queue.set_sweep_status(_engine(db), sweep, "stopped", current_user(), "stopped by user")
+    console.print(f"sweep {info.name} stopped")
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = None) -> None:
+    """Create or upgrade the database schema to this sweepd's newest migration."""
+    from sweepd.store.db import current_revision, head_revision, make_engine, upgrade
+
+    engine = make_engine(db)
+    before = current_revision(engine)
+    upgrade(engine)
+    console.print(f"database {engine.url.render_as_string(hide_password=True)}: "
+                  f"{before or 'empty'} -> {head_revision()}")
+
+
+def main() -> None:
+    """Console entry point: run the app, turning known errors into one line and an exit code."""
+    from sweepd.store.db import StoreError
+    from sweepd.store.queue import NotFound
+
+    try:
+        app(standalone_mode=False)
+    except (SpecError, UsageError) as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except (StoreError, NotFound, ValueError) as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()
+

@@ -1,0 +1,56 @@
+"""A sweep's reviewed Pareto front: trials grouped by config, seed repeats averaged.
+
+`sweepd status`, `sweepd pareto`, the dashboard and the wandb summary all show this one front.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sweepd.search.pareto import pareto_front
+from sweepd.store.models import SUCCEEDED
+from sweepd.store.queue import TrialInfo
+
+
+@dataclass(frozen=True)
+class ConfigResult:
+    """One config's seed-averaged result."""
+
+    params: dict
+    score: float            # mean over its succeeded trials, in the metric's own direction
+    score_stderr: float     # standard error across trials (0 with one trial; then the trial's own)
+    cost: float             # mean cost (seconds)
+    seeds: int
+    trials: tuple[int, ...]  # trial numbers
+
+
+def config_results(trials: Iterable[TrialInfo]) -> list[ConfigResult]:
+    """Succeeded trials grouped by identical params, in order of first appearance."""
+    groups: dict[str, list[TrialInfo]] = {}
+    for trial in trials:
+        if trial.status == SUCCEEDED and trial.score is not None and math.isfinite(trial.score):
+            groups.setdefault(json.dumps(trial.params, sort_keys=True), []).append(trial)
+    results = []
+    for group in groups.values():
+        scores = [t.score for t in group]
+        n = len(scores)
+        mean = sum(scores) / n
+        if n > 1:
+            stderr = math.sqrt(sum((s - mean) ** 2 for s in scores) / (n - 1) / n)
+        else:
+            stderr = group[0].score_stderr or 0.0
+        cost = sum(t.cost or 0.0 for t in group) / n
+        results.append(ConfigResult(params=dict(group[0].params), score=mean, score_stderr=stderr, cost=cost,
+                                    seeds=n, trials=tuple(t.number for t in group)))
+    return results
+
+
+def front(trials: Iterable[TrialInfo], direction: str = "maximize") -> list[ConfigResult]:
+    """The configs not dominated in (lower cost, better score), cheapest first."""
+    results = config_results(trials)
+    sign = 1.0 if direction == "maximize" else -1.0
+    keep = pareto_front([r.cost for r in results], [sign * r.score for r in results])
+    return [results[i] for i in keep]

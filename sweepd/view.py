@@ -1,0 +1,138 @@
+"""What a person sees in the terminal: sweep, trial and front tables, and launch's live view."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from sweepd.front import ConfigResult, front
+from sweepd.store.queue import SweepInfo, TrialInfo
+
+STATUS_STYLE = {"succeeded": "green", "failed": "red", "abandoned": "yellow", "running": "cyan",
+                "leased": "cyan", "queued": "white"}
+
+
+def fmt_score(value: float | None, stderr: float | None = None) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:.4g}" + (f" ± {stderr:.2g}" if stderr else "")
+
+
+def fmt_cost(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    return f"{seconds / 60:.1f}m" if seconds < 7200 else f"{seconds / 3600:.1f}h"
+
+
+def fmt_params(params: dict[str, Any], center: dict[str, Any] | None = None) -> str:
+    """Params as short `key=value` pairs; with `center`, only those that differ from it."""
+    parts = []
+    for name, value in params.items():
+        if center is not None and center.get(name) == value:
+            continue
+        text = f"{value:.3g}" if isinstance(value, float) else str(value)
+        parts.append(f"{name.split('.')[-1]}={text}")
+    return ", ".join(parts) or "(centre)"
+
+
+def sweep_summary(sweep: SweepInfo, trials: list[TrialInfo]) -> dict[str, Any]:
+    """Counts, best score and cost spent: one row of `sweepd status`."""
+    counts = Counter(t.status for t in trials)
+    direction = sweep.spec["settings"]["direction"]
+    scores = [t.score for t in trials if t.status == "succeeded" and t.score is not None]
+    best = (max(scores) if direction == "maximize" else min(scores)) if scores else None
+    return {"id": sweep.id, "name": sweep.name, "env": sweep.env, "owner": sweep.owner, "status": sweep.status,
+            "reason": sweep.status_reason, "trials": len(trials), "max_trials": sweep.max_trials,
+            "succeeded": counts["succeeded"], "failed": counts["failed"] + counts["abandoned"],
+            "running": counts["running"] + counts["leased"], "queued": counts["queued"], "best_score": best,
+            "cost_spent": sum(t.cost or 0.0 for t in trials)}
+
+
+def sweeps_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="sweeps", title_justify="left")
+    for column in ("sweep", "env", "owner", "status", "trials", "running", "failed", "best", "spent"):
+        table.add_column(column, justify="right" if column in ("trials", "running", "failed", "best", "spent")
+                         else "left")
+    for r in rows:
+        status = r["status"] + (f" ({r['reason']})" if r["reason"] else "")
+        table.add_row(r["name"], r["env"], r["owner"], status, f"{r['succeeded']}/{r['max_trials'] or '-'}",
+                      str(r["running"]), str(r["failed"]), fmt_score(r["best_score"]), fmt_cost(r["cost_spent"]))
+    return table
+
+
+def trials_table(trials: list[TrialInfo], center: dict[str, Any] | None = None, limit: int | None = None) -> Table:
+    table = Table(title="trials", title_justify="left")
+    for column in ("#", "kind", "status", "score", "cost", "params", "reason"):
+        table.add_column(column, justify="right" if column in ("#", "score", "cost") else "left",
+                         overflow="fold", max_width=60 if column == "reason" else None)
+    shown = trials[-limit:] if limit else trials
+    for t in shown:
+        status = t.status + (" (truncated)" if t.truncated else "")
+        table.add_row(str(t.number), t.kind, Text(status, style=STATUS_STYLE.get(t.status, "")),
+                      fmt_score(t.score, t.score_stderr), fmt_cost(t.cost), fmt_params(t.params, center),
+                      (t.failure_reason or "").splitlines()[0] if t.failure_reason else "")
+    return table
+
+
+def front_table(points: list[ConfigResult], center: dict[str, Any] | None = None) -> Table:
+    table = Table(title="Pareto front (cost vs score, seeds averaged)", title_justify="left")
+    for column in ("cost", "score", "seeds", "trials", "params (vs centre)"):
+        table.add_column(column, justify="right" if column in ("cost", "score", "seeds") else "left")
+    for p in points:
+        table.add_row(fmt_cost(p.cost), fmt_score(p.score, p.score_stderr), str(p.seeds),
+                      ",".join(map(str, p.trials)), fmt_params(p.params, center))
+    return table
+
+
+def center_of(sweep: SweepInfo) -> dict[str, Any]:
+    return {p["name"]: p["center"] for p in sweep.spec["params"]}
+
+
+def sweep_view(sweep: SweepInfo, trials: list[TrialInfo], limit: int | None = None) -> Group:
+    """One sweep: its summary line, its trials, its front."""
+    s = sweep_summary(sweep, trials)
+    center = center_of(sweep)
+    header = Text.assemble(
+        (f"{sweep.name}", "bold"), f"  env={sweep.env}  searcher={sweep.searcher}  status={sweep.status}",
+        (f" ({sweep.status_reason})" if sweep.status_reason else "", "yellow"),
+        f"  done {s['succeeded']}/{sweep.max_trials or '-'}  running {s['running']}  failed {s['failed']}"
+        f"  spent {fmt_cost(s['cost_spent'])}  best {fmt_score(s['best_score'])}")
+    return Group(header, trials_table(trials, center, limit),
+                 front_table(front(trials, sweep.spec["settings"]["direction"]), center))
+
+
+class LiveSweep:
+    """Launch's live view: redraws at most once a second from the database."""
+
+    def __init__(self, engine: Any, sweep: SweepInfo, live: Any, slots: int) -> None:
+        self.engine, self.sweep, self.live, self.slots = engine, sweep, live, slots
+        self.started = time.monotonic()
+        self._next = 0.0
+
+    def update(self, _agent: Any = None) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + 1.0
+        from sweepd.store.queue import get_sweep, list_trials
+
+        sweep = get_sweep(self.engine, self.sweep.id)
+        trials = list_trials(self.engine, sweep.id)
+        self.live.update(Group(sweep_view(sweep, trials, limit=12), Text(self._eta(sweep, trials), style="dim")))
+
+    def _eta(self, sweep: SweepInfo, trials: list[TrialInfo]) -> str:
+        done = [t for t in trials if t.finished_at is not None]
+        elapsed = time.monotonic() - self.started
+        if not done or not sweep.max_trials:
+            return f"elapsed {fmt_cost(elapsed)}"
+        mean_cost = sum(t.cost or 0.0 for t in done) / len(done)
+        remaining = max(0, sweep.max_trials - len(done))
+        return f"elapsed {fmt_cost(elapsed)}, about {fmt_cost(remaining * mean_cost / max(1, self.slots))} to go"
