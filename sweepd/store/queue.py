@@ -258,7 +258,7 @@ def sweep_statuses(engine: Engine, ids: Iterable[int]) -> dict[int, str]:
     if not ids:
         return {}
     with Session(engine) as session:
-        return dict(session.execute(select(Sweep.id, Sweep.status).where(Sweep.id.in_(ids))).tuples().all())
+        return dict(session.execute(select(Sweep.id, Sweep.status).where(Sweep.id.in_(ids))).all())
 
 
 # --- trials -----------------------------------------------------------------------------------
@@ -337,7 +337,7 @@ def _lease_from_sweep(session: Session, sweep: Sweep, holder: Holder, propose: P
         return None
     now = _now(session)
     counts = dict(session.execute(select(Trial.status, func.count()).where(Trial.sweep_id == sweep.id)
-                                  .group_by(Trial.status)).tuples().all())
+                                  .group_by(Trial.status)).all())
     active = counts.get(LEASED, 0) + counts.get(RUNNING, 0)
     if sweep.max_slots and active >= sweep.max_slots:
         return None
