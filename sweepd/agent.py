@@ -106,9 +106,13 @@ class Worker:
     stop_reason: str | None = None     # why the agent is stopping it (shutdown, lease lost, ...)
     term_sent_at: float | None = None
     eof: bool = False
+    # Wall-clock times (epoch s) of spawn, training start, first and last progress, and result:
+    # where a trial's time went besides training (benchmarks/trial_overhead.py reads them).
+    timeline: dict[str, float] = field(default_factory=dict)
 
     def metrics(self) -> dict[str, Any]:
-        return {"curve": self.curve, "progress": self.last_progress, "log": str(self.log_path)}
+        return {"curve": self.curve, "progress": self.last_progress, "log": str(self.log_path),
+                "timeline": self.timeline}
 
 
 @dataclass
@@ -233,14 +237,15 @@ class Agent:
             log.flush()
             proc = subprocess.Popen([sys.executable, "-m", "sweepd.worker"], stdin=subprocess.PIPE, stdout=log,
                                     stderr=subprocess.STDOUT, pass_fds=(write_fd,), env=env,
-                                    start_new_session=True)
+                                    start_new_session=True, preexec_fn=_die_with_parent)
         os.close(write_fd)
         assert proc.stdin is not None
         proc.stdin.write(json.dumps(payload).encode())
         proc.stdin.close()
         now = time.monotonic()
         worker = Worker(lease=lease, slot=slot, proc=proc, report_fd=read_fd, log_path=log_path, spawned=now,
-                        kill_at=now + spec.settings.cost_cap * KILL_AFTER_CAP + STARTUP_SLACK_S)
+                        kill_at=now + spec.settings.cost_cap * KILL_AFTER_CAP + STARTUP_SLACK_S,
+                        timeline={"spawned": time.time()})
         self.workers[slot] = worker
         self.selector.register(read_fd, selectors.EVENT_READ, worker)
         self._write(lambda: queue.start_trial(self.engine, lease), worker)
@@ -273,6 +278,12 @@ class Agent:
         except ValueError:
             return  # a worker's stray write to the report pipe is not a reason to fail the trial
         kind = message.get("event")
+        now = time.time()
+        if kind == "progress":
+            worker.timeline.setdefault("first_progress", now)
+            worker.timeline["last_progress"] = now
+        elif isinstance(kind, str):
+            worker.timeline[kind] = now
         if kind == "started":
             worker.training_started = True
         elif kind == "progress":
@@ -297,6 +308,7 @@ class Agent:
             if not worker.eof:  # drain what the worker wrote before exiting
                 self._drain(worker)
             del self.workers[slot]
+            self._signal(worker, signal.SIGKILL)  # whatever the trial left behind in its process group
             self._record_exit(worker, code)
 
     def _drain(self, worker: Worker) -> None:
@@ -438,6 +450,16 @@ class Agent:
                 time.sleep(2.0 * (attempt + 1))
         if final and self.unrecorded:
             self.log(f"{len(self.unrecorded)} result(s) could not be recorded: the database stayed unreachable")
+
+
+def _die_with_parent() -> None:
+    """In the worker, before exec: get SIGKILL when the agent dies, so a killed agent leaves no
+    orphan training on the slot (its leases expire and another agent re-queues the trials)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def _log_tail(path: Path) -> list[str]:

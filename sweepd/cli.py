@@ -63,6 +63,8 @@ def launch(
     detach: Annotated[bool, typer.Option(help="Only queue the sweep; agents run it.")] = False,
     slots: Annotated[int | None, typer.Option(help="Slots for the foreground agent (default: GPUs, or 1).")] = None,
     live: Annotated[bool, typer.Option(help="Show the live view (off: log lines only).")] = True,
+    lease_seconds: Annotated[float, typer.Option(help="Lease expiry; heartbeats come 3x as often.")] = 60.0,
+    grace_seconds: Annotated[float, typer.Option(help="On SIGINT/SIGTERM, time running trials get.")] = 30.0,
     db: DbOption = None,
 ) -> None:
     """Start a sweep: write it, then run an agent in the foreground unless one runs on this box."""
@@ -85,7 +87,8 @@ def launch(
         console.print(f"agent {alive} already runs on this box and will pick it up; "
                       f"follow with `sweepd status {sweep.name}`")
         return
-    _run_agent(engine, slots, until_sweep=sweep.id, live_sweep=sweep if live else None)
+    _run_agent(engine, slots, until_sweep=sweep.id, live_sweep=sweep if live else None,
+               lease_seconds=lease_seconds, heartbeat_seconds=lease_seconds / 3, grace_seconds=grace_seconds)
     final = queue.get_sweep(engine, sweep.id)
     from sweepd.view import sweep_view
 
