@@ -54,3 +54,15 @@ def front(trials: Iterable[TrialInfo], direction: str = "maximize") -> list[Conf
     sign = 1.0 if direction == "maximize" else -1.0
     keep = pareto_front([r.cost for r in results], [sign * r.score for r in results])
     return [results[i] for i in keep]
+
+
+def front_records(points: Iterable[ConfigResult], center: dict | None = None) -> list[dict]:
+    """The front as JSON-able rows, the one shape `sweepd pareto --json/--csv`, the dashboard's
+    `/api/sweeps/{id}/front` and the wandb Pareto table share; `changed` holds the params that
+    differ from the search centre (all of them without a centre)."""
+    rows = []
+    for p in points:
+        changed = {k: v for k, v in p.params.items() if center is None or center.get(k) != v}
+        rows.append({"cost": p.cost, "score": p.score, "score_stderr": p.score_stderr, "seeds": p.seeds,
+                     "trials": list(p.trials), "params": dict(p.params), "changed": changed})
+    return rows

@@ -1,0 +1,210 @@
+"""Read-only queries for reviewing sweeps: summaries, trial tables without curves, one trial's
+curve, boxes and who holds their slots. `sweepd pareto`, the dashboard and the wandb tracker
+read through these.
+
+Every function only SELECTs and runs one short transaction, so a read-only engine
+(`make_engine(url, read_only=True)`) serves them and a reader never holds up an agent: in SQLite's
+WAL mode readers never block the writer, on PostgreSQL plain SELECTs take no row locks.
+Learning curves (trial.metrics) are the bulk of the data, so list queries leave them out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from sweepd.store import models
+from sweepd.store.db import epoch_now
+from sweepd.store.models import ABANDONED, ACTIVE, FAILED, LEASED, QUEUED, RUNNING, SUCCEEDED, Box, Sweep, Trial
+from sweepd.store.queue import NotFound, SweepInfo, TrialInfo, _find_sweep, _sweep_info, _trial_info
+
+_LIGHT_COLUMNS = [f.name for f in fields(TrialInfo) if f.name != "metrics"]
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """One sweep as the sweeps list shows it: the same numbers as `sweepd status`."""
+
+    id: int
+    name: str
+    env: str
+    owner: str
+    status: str
+    reason: str | None
+    searcher: str
+    trials: int
+    max_trials: int
+    succeeded: int
+    failed: int          # failed + abandoned
+    running: int         # leased + running
+    queued: int
+    best_score: float | None
+    cost_spent: float
+    created_at: float
+    finished_at: float | None
+
+
+def sweep_summaries(engine: Engine, refs: Iterable[str | int] | None = None) -> list[SweepSummary]:
+    """Every sweep (or the given ones), newest first, counted in one GROUP BY over trials."""
+    with Session(engine) as session:
+        query = select(Sweep).order_by(Sweep.id.desc())
+        if refs is not None:
+            query = query.where(Sweep.id.in_([_find_sweep(session, ref).id for ref in refs]))
+        sweeps = session.scalars(query).all()
+        stats = session.execute(
+            select(Trial.sweep_id, Trial.status, func.count(), func.coalesce(func.sum(Trial.cost), 0.0),
+                   func.max(Trial.score), func.min(Trial.score))
+            .where(Trial.sweep_id.in_([s.id for s in sweeps]))
+            .group_by(Trial.sweep_id, Trial.status)).all()
+    by_sweep: dict[int, dict[str, tuple[int, float, float | None, float | None]]] = {}
+    for sweep_id, status, count, spent, high, low in stats:
+        by_sweep.setdefault(sweep_id, {})[status] = (int(count), float(spent), high, low)
+    return [_summary(s, by_sweep.get(s.id, {})) for s in sweeps]
+
+
+def _summary(sweep: Sweep, stats: dict[str, tuple[int, float, float | None, float | None]]) -> SweepSummary:
+    def count(*statuses: str) -> int:
+        return sum(stats[s][0] for s in statuses if s in stats)
+
+    best = None
+    if SUCCEEDED in stats:
+        _, _, high, low = stats[SUCCEEDED]
+        best = high if sweep.spec["settings"].get("direction", "maximize") == "maximize" else low
+    return SweepSummary(
+        id=sweep.id, name=sweep.name, env=sweep.env, owner=sweep.owner, status=sweep.status,
+        reason=sweep.status_reason, searcher=sweep.searcher, trials=sum(s[0] for s in stats.values()),
+        max_trials=sweep.max_trials, succeeded=count(SUCCEEDED), failed=count(FAILED, ABANDONED),
+        running=count(LEASED, RUNNING), queued=count(QUEUED), best_score=_finite(best),
+        cost_spent=sum(s[1] for s in stats.values()), created_at=sweep.created_at, finished_at=sweep.finished_at)
+
+
+def find_sweep(engine: Engine, ref: str | int) -> SweepInfo:
+    """A sweep by name or id (NotFound names recent sweeps)."""
+    with Session(engine) as session:
+        return _sweep_info(_find_sweep(session, ref))
+
+
+def trial_table(engine: Engine, sweep_id: int) -> list[TrialInfo]:
+    """A sweep's trials in number order, without their metrics (curves): `metrics` is {}.
+
+    Plain column tuples, not ORM objects: a 10,000-trial sweep loads in a fraction of a second.
+    """
+    columns = [getattr(Trial, name) for name in _LIGHT_COLUMNS]
+    with Session(engine) as session:
+        rows = session.execute(select(*columns).where(Trial.sweep_id == sweep_id).order_by(Trial.number)).all()
+    return [TrialInfo(metrics={}, **dict(zip(_LIGHT_COLUMNS, row, strict=True))) for row in rows]
+
+
+def get_trial(engine: Engine, sweep_id: int, number: int) -> TrialInfo:
+    """One trial with its metrics (learning curve, log tail)."""
+    with Session(engine) as session:
+        row = session.scalar(select(Trial).where(Trial.sweep_id == sweep_id, Trial.number == number))
+        if row is None:
+            raise NotFound(f"sweep {sweep_id} has no trial {number}")
+        return _trial_info(row)
+
+
+def trials_by_id(engine: Engine, trial_ids: Iterable[int]) -> list[TrialInfo]:
+    """Trials with their metrics, by primary key, in id order (the tracker's batch)."""
+    ids = sorted(set(trial_ids))
+    if not ids:
+        return []
+    with Session(engine) as session:
+        return [_trial_info(r) for r in session.scalars(select(Trial).where(Trial.id.in_(ids)).order_by(Trial.id))]
+
+
+def sweep_version(engine: Engine, sweep_id: int) -> list[Any]:
+    """A cheap fingerprint of a sweep's trials: changes when a trial is added, starts, beats or ends.
+
+    The dashboard polls this and refetches the trial table only when it changes.
+    """
+    with Session(engine) as session:
+        row = session.execute(select(func.count(), func.count(Trial.started_at), func.count(Trial.finished_at),
+                                     func.max(Trial.heartbeat_at), func.max(Trial.finished_at))
+                              .where(Trial.sweep_id == sweep_id)).one()
+        status = session.scalar(select(Sweep.status).where(Sweep.id == sweep_id))
+    return [status, *row]
+
+
+@dataclass(frozen=True)
+class SlotHolder:
+    """A trial holding a slot on a box right now."""
+
+    box: str | None
+    slot: int | None
+    sweep: str
+    sweep_id: int
+    number: int
+    status: str
+    agent: str | None
+    heartbeat_age: float | None   # seconds since its last heartbeat (DB clock)
+    expires_in: float | None      # seconds until its lease expires
+
+
+@dataclass(frozen=True)
+class BoxView:
+    """A box, how long since its agent was seen, the trials in its slots and its reservations."""
+
+    name: str
+    slots: int
+    device: str
+    owner: str
+    agent: str | None
+    state: str
+    seen_ago: float
+    holders: tuple[SlotHolder, ...]
+    reservations: tuple[dict[str, Any], ...]
+
+
+def boxes(engine: Engine) -> list[BoxView]:
+    """Every box with its slot holders; holders on boxes without a row are listed under their name.
+
+    Reservations are shown when the store has them (the Reservation model, added with issue 4).
+    """
+    with Session(engine) as session:
+        now = float(session.scalar(select(epoch_now())))
+        box_rows = session.scalars(select(Box).order_by(Box.name)).all()
+        held = session.execute(
+            select(Trial.box, Trial.slot, Sweep.name, Trial.sweep_id, Trial.number, Trial.status, Trial.lock_owner,
+                   Trial.heartbeat_at, Trial.lock_expires_at)
+            .join(Sweep, Sweep.id == Trial.sweep_id).where(Trial.status.in_(ACTIVE))
+            .order_by(Trial.box, Trial.slot)).all()
+        reservations = _reservations(session, now)
+    by_box: dict[str | None, list[SlotHolder]] = {}
+    for box, slot, sweep, sweep_id, number, status, agent, beat, expires in held:
+        by_box.setdefault(box, []).append(SlotHolder(
+            box=box, slot=slot, sweep=sweep, sweep_id=sweep_id, number=number, status=status, agent=agent,
+            heartbeat_age=None if beat is None else now - beat, expires_in=None if expires is None else expires - now))
+    views = [BoxView(name=b.name, slots=b.slots, device=b.device, owner=b.owner, agent=b.agent, state=b.state,
+                     seen_ago=now - b.last_seen, holders=tuple(by_box.pop(b.name, [])),
+                     reservations=tuple(reservations.pop(b.name, []))) for b in box_rows]
+    for name, holders in by_box.items():  # a lease whose agent never registered its box: still show it
+        views.append(BoxView(name=name or "?", slots=0, device="?", owner="?", agent=None, state="unknown",
+                             seen_ago=math.inf, holders=tuple(holders), reservations=()))
+    return views
+
+
+def _reservations(session: Session, now: float) -> dict[str, list[dict[str, Any]]]:
+    """Current and future reservations by box name, if this store has a Reservation table."""
+    model = getattr(models, "Reservation", None)
+    if model is None:
+        return {}
+    columns = [c.key for c in model.__table__.columns]
+    until = next((c for c in ("until", "ends_at", "end_at", "until_at") if c in columns), None)
+    query = select(model)
+    if until is not None:
+        query = query.where(getattr(model, until) > now)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in session.scalars(query):
+        record = {c: getattr(row, c) for c in columns}
+        out.setdefault(str(record.get("box")), []).append(record)
+    return out
+
+
+def _finite(value: float | None) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
