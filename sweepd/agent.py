@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -115,6 +115,16 @@ class Worker:
                 "timeline": self.timeline}
 
 
+class TrialTracker(Protocol):
+    """Told of each trial end the agent records (sweepd.tracking.WandbTracker); never raises, never blocks."""
+
+    def trial_ended(self, trial_id: int) -> None: ...
+
+    def poll(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class Agent:
     """Runs trials on this box's slots until stopped (or until its sweep is done, for `launch`)."""
@@ -132,6 +142,7 @@ class Agent:
     exit_when_idle: bool = False            # exit when no sweep has work and no worker runs
     artifacts: Path = field(default_factory=lambda: data_dir() / "artifacts")
     on_tick: Callable[[Agent], None] | None = None
+    tracker: TrialTracker | None = None     # wandb runs, written off the loop (sweepd/tracking.py)
     log: Callable[[str], None] = field(default=lambda message: print(message, file=sys.stderr, flush=True))
 
     def __post_init__(self) -> None:
@@ -165,11 +176,15 @@ class Agent:
                 self._enforce_deadlines()
                 if self.on_tick:
                     self.on_tick(self)
+                if self.tracker:
+                    self.tracker.poll()
         finally:
             self._terminate_all("agent exiting")
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self._flush_unrecorded(final=True)
+            if self.tracker:
+                self.tracker.close()
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         if self.stopping:  # a second Ctrl-C: do not wait for the grace period
@@ -310,6 +325,8 @@ class Agent:
             del self.workers[slot]
             self._signal(worker, signal.SIGKILL)  # whatever the trial left behind in its process group
             self._record_exit(worker, code)
+            if self.tracker is not None and worker.stop_reason != "lease lost":
+                self.tracker.trial_ended(worker.lease.trial_id)
 
     def _drain(self, worker: Worker) -> None:
         while True:
