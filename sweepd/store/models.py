@@ -1,4 +1,4 @@
-"""The tables: Sweep, Trial, Box, Event. Every time is epoch seconds (float) from the DB clock.
+"""The tables: Sweep, Trial, Box, Reservation, Event. Every time is epoch seconds (float) from the DB clock.
 
 Epoch floats rather than DateTime columns: SQLite has no timestamp type, and lease expiry must
 compare the same way on both backends without time-zone conversions.
@@ -58,6 +58,8 @@ class Trial(Base):
         UniqueConstraint("sweep_id", "number", name="uq_trials_sweep_number"),
         Index("ix_trials_sweep_status", "sweep_id", "status"),
         Index("ix_trials_status_expiry", "status", "lock_expires_at"),
+        # Fair share sums each owner's recent slot-seconds: trials finished inside the window.
+        Index("ix_trials_finished_at", "finished_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -99,6 +101,23 @@ class Box(Base):
     agent: Mapped[str | None] = mapped_column(String(200))
     last_seen: Mapped[float] = mapped_column(Float)
     state: Mapped[str] = mapped_column(String(16), default="online")
+
+
+class Reservation(Base):
+    """A user's claim on a box's slots from `starts_at` to `until` (DB clock). Rows are kept when a
+    reservation ends (`until` is set to the end time) so that `sweepd events` and `boxes` can explain
+    who had a box when. `slots` None means every slot of the box."""
+
+    __tablename__ = "reservations"
+    __table_args__ = (Index("ix_reservations_box_until", "box", "until"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    box: Mapped[str] = mapped_column(String(200))
+    user: Mapped[str] = mapped_column(String(100))
+    slots: Mapped[int | None] = mapped_column(Integer)
+    starts_at: Mapped[float] = mapped_column(Float)
+    until: Mapped[float] = mapped_column(Float)
+    note: Mapped[str | None] = mapped_column(Text)
 
 
 class Event(Base):
