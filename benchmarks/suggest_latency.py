@@ -1,0 +1,98 @@
+"""Suggest latency of the CARBS-style searcher at 50, 200 and 1000 observations.
+
+Two paths are timed, each the median of ``--repeats`` runs:
+- rebuild+suggest: what the agent does per suggestion: create_searcher, observe every finished
+  trial in order, add_pending the in-flight ones, suggest;
+- suggest alone: one more suggest() on a searcher that already holds the history.
+
+The history is synthetic (a PPO-like score and cost over 6 mixed-space params, 5% failures, 4
+trials in flight), spread around the centre the way a local search spreads its trials.
+
+Usage: python benchmarks/suggest_latency.py [--sizes 50,200,1000] [--repeats 7]
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+
+import numpy as np
+
+from sweepd.search import Observation, create_searcher
+from sweepd.space import Param, bounds, from_basic, to_basic
+
+PARAMS = [
+    Param("train.learning_rate", "log", 1e-5, 1e-1, 3e-4),
+    Param("train.total_timesteps", "log", 1e5, 1e9, 5e6, integer=True),
+    Param("train.num_envs", "pow2", 8, 4096, 128),
+    Param("train.update_epochs", "linear", 1, 8, 3, integer=True),
+    Param("train.gamma", "logit", 0.8, 0.9999, 0.97),
+    Param("train.ent_coef", "log", 1e-5, 1e-1, 1e-3),
+]
+CAP = 3600.0
+
+
+def objective(p: dict) -> tuple[float, float, bool]:
+    """A PPO-like (score, cost, failed): cost grows with timesteps, too high a learning rate crashes."""
+    sps = 1e6 * p["train.num_envs"] / (p["train.num_envs"] + 512) / (1 + 0.3 * p["train.update_epochs"])
+    cost = p["train.total_timesteps"] / sps + 5.0
+    lr_term = math.exp(-(math.log10(p["train.learning_rate"] / 3e-4) ** 2) / 0.32)
+    gamma_term = math.exp(-((math.log10(1 - p["train.gamma"]) + 2.3) ** 2) / 0.25)
+    score = 100 * (0.2 + 0.8 * gamma_term) * (1 - math.exp(-p["train.total_timesteps"] * lr_term / 5e6))
+    return score, cost, p["train.learning_rate"] > 1e-2
+
+
+def history(n: int, seed: int = 0) -> tuple[list[Observation], list[dict]]:
+    """n finished trials and 4 in flight, Gaussian around the centre (radius 0.6 basic units)."""
+    rng = np.random.default_rng(seed)
+    lo, hi = bounds(PARAMS)
+    center = to_basic(PARAMS, {p.name: p.center for p in PARAMS})
+    configs = [from_basic(PARAMS, np.clip(center + rng.normal(0, 0.6, len(PARAMS)), lo, hi))
+               for _ in range(n + 4)]
+    observations = []
+    for cfg in configs[:n]:
+        score, cost, failed = objective(cfg)
+        observations.append(Observation(cfg, score * float(rng.lognormal(0, 0.05)), cost, failed))
+    return observations, configs[n:]
+
+
+def rebuild_and_suggest(observations: list[Observation], pending: list[dict]) -> float:
+    """Seconds for the agent's path: a fresh searcher fed the whole history, then suggest()."""
+    t0 = time.perf_counter()
+    s = create_searcher("carbs", PARAMS, seed=0, max_suggestion_cost=CAP)
+    for obs in observations:
+        s.observe(obs)
+    for cfg in pending:
+        s.add_pending(cfg)
+    s.suggest()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    """Print one row per history size: median rebuild+suggest and suggest-alone seconds."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="50,200,1000")
+    ap.add_argument("--repeats", type=int, default=7)
+    args = ap.parse_args()
+    print(f"{'observations':>12s} {'rebuild+suggest_s':>18s} {'suggest_s':>10s}")
+    for n in (int(v) for v in args.sizes.split(",")):
+        observations, pending = history(n)
+        rebuild_and_suggest(observations, pending)  # warm up imports and caches
+        rebuild = [rebuild_and_suggest(observations, pending) for _ in range(args.repeats)]
+        s = create_searcher("carbs", PARAMS, seed=0, max_suggestion_cost=CAP)
+        for obs in observations:
+            s.observe(obs)
+        for cfg in pending:
+            s.add_pending(cfg)
+        alone = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            sug = s.suggest()
+            alone.append(time.perf_counter() - t0)
+            s.forget(sug.params)  # keep the history identical between repeats
+        print(f"{n:12d} {statistics.median(rebuild):18.4f} {statistics.median(alone):10.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,372 @@
+"""CARBS-style cost-aware Bayesian search (after Fetterman et al. 2023, arXiv 2306.08055).
+
+The search is local: it proposes configs near the cost/score Pareto front of what has been
+observed, and picks the one whose predicted score most improves on the front at its predicted cost.
+
+One suggestion, from the history alone (seed, observations in order, pending configs):
+
+1. Warm-up (the first ``num_random_samples`` suggestions, counting observed and pending, or while
+   fewer than 3 runs succeeded): the search centre first, then the centre plus Gaussian noise of
+   ``initial_search_radius`` basic units; once costs are known, draws predicted over the cap are
+   redrawn.
+2. Every ``resample_frequency``-th suggestion after warm-up re-runs the least-sampled Pareto config
+   (cheapest first among ties) that is not already pending.
+3. Otherwise fit three GPs on basic coordinates (``sweepd.search.gp``): score, log cost, and
+   success (0/1 labels, only when some run failed). Repeated configs are averaged (mean score,
+   mean log cost) for the Pareto front; the GPs see every run, so repeats inform the noise level.
+   Pending configs join the score GP at its own predicted mean (kriging believer), which flattens
+   the expected improvement there, and are never proposed again.
+4. Candidates are Gaussian steps around Pareto configs at radii {1/4, 1/2, 1, 2} x the search
+   radius, reflected into the box and rounded to valid values. The radius is
+   ``initial_search_radius`` while the front keeps improving and doubles (up to 4x) over
+   ``stale_window`` runs that do not improve it, so a search stuck near the centre reaches out.
+5. Acquisition = EI(score over baseline) x P(success) x locality, where the baseline is the front
+   (linear in log cost) at max(predicted cost, a target cost drawn log-uniformly between the
+   cheapest front cost and the cap), and locality = exp(-d^2 / (2 D r^2)) with d the distance to
+   the nearest Pareto config, D the dimension and r the radius.
+6. Candidates whose ``cost_quantile`` upper quantile of predicted cost exceeds
+   ``max_suggestion_cost`` are dropped. When none is left, candidates shrink toward the cheapest
+   Pareto config; if even that is predicted over the cap, the cheapest-predicted candidate wins. The
+   cap is never ignored.
+
+Options (keyword arguments of ``create_searcher("carbs", ...)``):
+
+- ``num_random_samples`` (4): warm-up suggestions.
+- ``resample_frequency`` (5): every n-th suggestion after warm-up is a resample; 0 disables.
+- ``initial_search_radius`` (0.3): Gaussian step, in basic units (``sweepd.space``).
+- ``min_pareto_cost_fraction`` (0.2): the cheapest fraction of runs count as one cost on the front.
+- ``cost_quantile`` (0.9): the quantile of predicted cost that must fit under the cap.
+- ``stale_window`` (10): runs without front improvement that double the search radius.
+- ``max_train_points`` (128): GP training set cap (the Pareto runs, then the most recent).
+- ``max_fit_points`` (64): runs used to fit kernel hyperparameters (same order).
+- ``fit_iterations`` (30): L-BFGS iterations per hyperparameter fit.
+- ``num_candidates`` (0): candidates per suggestion; 0 means 100 per dimension, 500 to 2000.
+
+``suggest()`` runs torch with one thread (fastest for these small matrices) and restores the
+caller's thread count on return; importing this module changes no global state.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.special
+import scipy.stats
+import torch
+
+from sweepd.search.gp import GaussianProcess
+from sweepd.search.history import History, Observation, Suggestion
+from sweepd.search.pareto import front_value, log_cost, pareto_front
+from sweepd.space import Param, bounds, from_basic, snap
+
+_MIN_SUCCESSES = 3
+_RADIUS_MULTIPLIERS = np.array([0.25, 0.5, 1.0, 2.0])
+_MAX_RADIUS_DOUBLINGS = 2.0
+_SHRINK_FACTORS = (0.5, 0.25, 0.1)
+_WARMUP_DRAWS = 64
+
+
+@dataclass(frozen=True)
+class _Front:
+    """Averaged successful configs and which of them form the Pareto front."""
+
+    x: np.ndarray  # basic coordinates of each distinct config
+    score: np.ndarray  # mean score
+    stderr: np.ndarray  # standard error of the mean score (0 for a single run)
+    cost: np.ndarray  # geometric mean cost
+    count: np.ndarray  # runs of the config
+    front: np.ndarray  # indices into the above, sorted by cost
+
+
+class CarbsSearcher:
+    """Cost-aware local Bayesian search around the Pareto front (see the module docstring)."""
+
+    def __init__(self, params: Sequence[Param], seed: int = 0, max_suggestion_cost: float = math.inf, *,
+                 num_random_samples: int = 4, resample_frequency: int = 5,
+                 initial_search_radius: float = 0.3, min_pareto_cost_fraction: float = 0.2,
+                 cost_quantile: float = 0.9, stale_window: int = 10, max_train_points: int = 128,
+                 max_fit_points: int = 64, fit_iterations: int = 30, num_candidates: int = 0) -> None:
+        if not params:
+            raise ValueError("a searcher needs at least one parameter")
+        if len({p.name for p in params}) != len(params):
+            raise ValueError("parameter names must be unique")
+        if not max_suggestion_cost > 0:
+            raise ValueError("max_suggestion_cost must be positive")
+        if num_random_samples < 0 or resample_frequency < 0 or stale_window < 1:
+            raise ValueError("num_random_samples and resample_frequency must be >= 0, stale_window >= 1")
+        if not initial_search_radius > 0 or not 0 <= min_pareto_cost_fraction < 1:
+            raise ValueError("initial_search_radius must be > 0 and min_pareto_cost_fraction in [0, 1)")
+        if not 0 < cost_quantile < 1:
+            raise ValueError("cost_quantile must be in (0, 1)")
+        if max_fit_points < _MIN_SUCCESSES or max_train_points < max_fit_points or fit_iterations < 0:
+            raise ValueError("need 3 <= max_fit_points <= max_train_points and fit_iterations >= 0")
+        self.params, self.seed = tuple(params), int(seed)
+        self.max_suggestion_cost = float(max_suggestion_cost)
+        self.num_random_samples, self.resample_frequency = int(num_random_samples), int(resample_frequency)
+        self.radius, self.cheap_fraction = float(initial_search_radius), float(min_pareto_cost_fraction)
+        self.cost_z = float(scipy.stats.norm.ppf(cost_quantile))
+        self.stale_window, self.fit_iterations = int(stale_window), int(fit_iterations)
+        self.max_train_points, self.max_fit_points = int(max_train_points), int(max_fit_points)
+        d = len(self.params)
+        self.num_candidates = int(num_candidates) or min(2000, max(500, 100 * d))
+        self.history = History(self.params)
+        self._lo, self._hi = bounds(self.params)
+
+    # -- the public interface ------------------------------------------------------------------
+
+    def suggest(self) -> Suggestion:
+        """The next config to run (recorded as pending)."""
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            sug = self._suggest()
+        finally:
+            torch.set_num_threads(threads)
+        self.history.add_pending(sug.params)
+        return Suggestion(dict(sug.params), sug.predicted_score, sug.predicted_cost, sug.kind)
+
+    def observe(self, observation: Observation) -> None:
+        """Record a finished trial (it clears the matching pending config)."""
+        self.history.observe(observation)
+
+    def forget(self, params: Mapping[str, Any]) -> None:
+        """Drop a pending config that will never report."""
+        self.history.forget(params)
+
+    def add_pending(self, params: Mapping[str, Any]) -> None:
+        """Record an in-flight config (when rebuilding from the DB)."""
+        self.history.add_pending(params)
+
+    # -- one suggestion -------------------------------------------------------------------------
+
+    def _suggest(self) -> Suggestion:
+        h = self.history
+        index = h.n_observed + h.n_pending  # this suggestion's number, the same after a rebuild
+        rng = h.rng(self.seed)
+        n_ok = h.n_observed - sum(h.failed)
+        if index < self.num_random_samples or n_ok < _MIN_SUCCESSES:
+            return self._warmup(rng, index)
+        f = self.resample_frequency
+        if f and (index - self.num_random_samples) % f == f - 1:
+            sug = self._resample()
+            if sug is not None:
+                return sug
+        return self._search(rng)
+
+    def _warmup(self, rng: np.random.Generator, index: int) -> Suggestion:
+        h = self.history
+        center = h.center()
+        taken = set(h.pending_keys) | set(h.keys)
+        if index == 0 and h.key(center) not in taken:
+            return self._make(center, None, None, "random")
+        draws = self._reflect(center + rng.normal(0.0, self.radius, (_WARMUP_DRAWS, len(center))))
+        draws = snap(self.params, draws)
+        fresh = np.array([h.key(x) not in taken for x in draws])
+        if fresh.any():
+            draws = draws[fresh]
+        cost_gp = self._cost_gp_or_none()
+        if cost_gp is None:
+            return self._make(draws[0], None, None, "random")
+        mu, upper = self._cost_upper(cost_gp, draws)
+        fits = upper <= math.log(self.max_suggestion_cost)
+        i = int(np.argmax(fits)) if fits.any() else int(np.argmin(upper))
+        return self._make(draws[i], None, float(np.exp(mu[i])), "random")
+
+    def _resample(self) -> Suggestion | None:
+        h = self.history
+        fr = self._front()
+        if fr is None:
+            return None
+        pending = set(h.pending_keys)
+        options = [i for i in fr.front
+                   if h.key(fr.x[i]) not in pending and fr.cost[i] <= self.max_suggestion_cost]
+        if not options:
+            return None
+        i = min(options, key=lambda j: (fr.count[j], fr.cost[j]))
+        return self._make(fr.x[i], float(fr.score[i]), float(fr.cost[i]), "resample")
+
+    def _search(self, rng: np.random.Generator) -> Suggestion:
+        h = self.history
+        fr = self._front()
+        assert fr is not None  # at least _MIN_SUCCESSES runs succeeded
+        x_all = np.array(h.x)
+        ok = ~np.array(h.failed)
+        train = self._training_indices(fr, self.max_train_points)
+        fit = train[: self.max_fit_points]
+        y_score = np.array(h.scores)
+        y_cost = log_cost(h.costs)
+        cost_gp = self._fit(x_all, y_cost, fit, train)
+        success_gp = None
+        if ok.all():
+            score_gp = self._fit(x_all, y_score, fit, train)
+        else:
+            # Failed runs also enter the score GP at the worst score seen: with P(success) alone, a
+            # front that ends at a crash region keeps proposing crashes, since only there does the
+            # score GP promise any improvement (SMAC imputes crashed runs the same way).
+            failures = np.flatnonzero(~ok)[::-1][: self.max_train_points // 4]
+            with_failures = np.concatenate([train[: self.max_train_points - len(failures)], failures])
+            mixed_fit = np.concatenate([fit[: self.max_fit_points - len(failures) // 2],
+                                        failures[: len(failures) // 2]])
+            y_score = np.where(ok, y_score, np.nanmin(y_score[train]))
+            score_gp = self._fit(x_all, y_score, mixed_fit, with_failures)
+            success_gp = self._fit(x_all, ok.astype(np.float64), mixed_fit, with_failures, iterations=15)
+        if h.n_pending:
+            believed, _ = score_gp.predict(np.array(h.pending_x))
+            score_gp = score_gp.condition(np.array(h.pending_x), believed)
+
+        radius = self.radius * 2.0 ** min(_MAX_RADIUS_DOUBLINGS, self._stale_runs() / self.stale_window)
+        origins = fr.x[fr.front]
+        cands = self._candidates(rng, origins, radius)
+        taken = set(h.pending_keys) | set(h.keys)
+        fresh = np.array([h.key(x) not in taken for x in cands])
+        if fresh.any():
+            cands = cands[fresh]
+
+        front_cost, front_score = fr.cost[fr.front], fr.score[fr.front]
+        cap = self.max_suggestion_cost
+        top = cap if math.isfinite(cap) else float(front_cost.max()) * 2.0
+        lo_target = min(float(front_cost.min()), top)
+        target = float(np.exp(rng.uniform(math.log(lo_target), math.log(top))))
+
+        def log_acquisition(xs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+            mu_s, var_s = score_gp.predict(xs)
+            mu_c, upper_c = self._cost_upper(cost_gp, xs)
+            baseline = front_value(front_cost, front_score, np.maximum(np.exp(mu_c), target))
+            acq = _log_expected_improvement(mu_s, np.sqrt(var_s), baseline)
+            if success_gp is not None:
+                acq = acq + self._log_success(success_gp, xs)
+            d2 = ((xs[:, None, :] - origins[None, :, :]) ** 2).sum(-1).min(1)
+            acq = acq - 0.5 * d2 / (len(self.params) * radius**2)
+            return acq, mu_s, mu_c, upper_c
+
+        acq, mu_s, mu_c, upper_c = log_acquisition(cands)
+        fits = upper_c <= math.log(cap)
+        if not fits.any():
+            cands, acq, mu_s, mu_c, upper_c, fits = self._shrink(rng, fr, radius, taken, log_acquisition)
+        i = int(np.argmax(np.where(fits, acq, -np.inf))) if fits.any() else int(np.argmin(upper_c))
+        return self._make(cands[i], float(mu_s[i]), float(np.exp(mu_c[i])), "search")
+
+    def _shrink(self, rng: np.random.Generator, fr: _Front, radius: float, taken: set,
+                log_acquisition: Any) -> tuple[np.ndarray, ...]:
+        """Candidates ever closer to the cheapest Pareto config, when none fits under the cap."""
+        h = self.history
+        cheapest = fr.x[fr.front[0]][None, :]
+        sets = []
+        for factor in _SHRINK_FACTORS:
+            cands = self._candidates(rng, cheapest, radius * factor)
+            fresh = np.array([h.key(x) not in taken for x in cands])
+            cands = cands[fresh] if fresh.any() else cands
+            acq, mu_s, mu_c, upper_c = log_acquisition(cands)
+            fits = upper_c <= math.log(self.max_suggestion_cost)
+            sets.append((cands, acq, mu_s, mu_c, upper_c, fits))
+            if fits.any():
+                return sets[-1]
+        # Nothing fits: the cheapest of everything tried (pending configs are still excluded).
+        return tuple(np.concatenate(parts) for parts in zip(*sets, strict=True))
+
+    # -- models ---------------------------------------------------------------------------------
+
+    def _front(self) -> _Front | None:
+        """Successful runs averaged per config, and the Pareto front over configs under the cap."""
+        h = self.history
+        groups: dict[tuple, list[int]] = {}
+        for i, (k, failed) in enumerate(zip(h.keys, h.failed, strict=True)):
+            if not failed:
+                groups.setdefault(k, []).append(i)
+        if not groups:
+            return None
+        idx = list(groups.values())
+        scores = [np.array([h.scores[i] for i in g]) for g in idx]
+        x = np.array([h.x[g[0]] for g in idx])
+        score = np.array([s.mean() for s in scores])
+        stderr = np.array([s.std(ddof=1) / math.sqrt(len(s)) if len(s) > 1 else 0.0 for s in scores])
+        cost = np.array([float(np.exp(log_cost([h.costs[i] for i in g]).mean())) for g in idx])
+        count = np.array([len(g) for g in idx])
+        under = np.flatnonzero(cost <= self.max_suggestion_cost)
+        if len(under) == 0:
+            under = np.arange(len(cost))
+        front = under[pareto_front(cost[under], score[under], cheap_fraction=self.cheap_fraction)]
+        return _Front(x, score, stderr, cost, count, front)
+
+    def _training_indices(self, fr: _Front, limit: int) -> np.ndarray:
+        """Successful runs for the GPs: those of Pareto configs first, then the most recent."""
+        h = self.history
+        front_keys = {h.key(fr.x[i]) for i in fr.front}
+        recent = [i for i in range(h.n_observed - 1, -1, -1) if not h.failed[i]]
+        on_front = [i for i in recent if h.keys[i] in front_keys][: limit // 2]
+        chosen = set(on_front)
+        rest = [i for i in recent if i not in chosen][: limit - len(on_front)]
+        return np.array(on_front + rest, dtype=np.int64)
+
+    def _fit(self, x: np.ndarray, y: np.ndarray, fit_idx: np.ndarray, train_idx: np.ndarray,
+             iterations: int | None = None) -> GaussianProcess:
+        """Hyperparameters from the (smaller) fit set, posterior on the training set."""
+        gp = GaussianProcess.fit(x[fit_idx], y[fit_idx],
+                                 max_iter=self.fit_iterations if iterations is None else iterations)
+        if len(train_idx) == len(fit_idx):
+            return gp
+        return GaussianProcess(x[train_idx], y[train_idx], gp.hyper, gp.y_mean, gp.y_std, x[fit_idx].mean(0))
+
+    def _cost_gp_or_none(self) -> GaussianProcess | None:
+        h = self.history
+        ok = [i for i in range(h.n_observed) if not h.failed[i]]
+        if len(ok) < _MIN_SUCCESSES or not math.isfinite(self.max_suggestion_cost):
+            return None
+        ok = ok[-self.max_fit_points:]
+        return GaussianProcess.fit(np.array(h.x)[ok], log_cost(h.costs)[ok], max_iter=self.fit_iterations)
+
+    def _cost_upper(self, gp: GaussianProcess, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted median log cost and its upper ``cost_quantile`` (model and run-to-run noise)."""
+        mu, var = gp.predict(xs)
+        return mu, mu + self.cost_z * np.sqrt(var + gp.noise_var)
+
+    @staticmethod
+    def _log_success(gp: GaussianProcess, xs: np.ndarray) -> np.ndarray:
+        """log P(success): the label GP's mean above 1/2, in units of its predictive std."""
+        mu, var = gp.predict(xs)
+        return scipy.special.log_ndtr((mu - 0.5) / np.sqrt(var + 1e-6))
+
+    def _stale_runs(self) -> int:
+        """Successful runs since the last one that beat every cheaper-or-equal earlier run."""
+        h = self.history
+        ok = np.flatnonzero(~np.array(h.failed))
+        scores, costs = np.array(h.scores)[ok], np.array(h.costs)[ok]
+        for back, i in enumerate(range(len(ok) - 1, -1, -1)):
+            cheaper = costs[:i] <= costs[i]
+            if not cheaper.any() or scores[i] > scores[:i][cheaper].max():
+                return back
+        return len(ok)
+
+    # -- candidates -------------------------------------------------------------------------------
+
+    def _candidates(self, rng: np.random.Generator, origins: np.ndarray, radius: float) -> np.ndarray:
+        n, d = self.num_candidates, origins.shape[1]
+        base = origins[rng.integers(0, len(origins), n)]
+        scale = radius * _RADIUS_MULTIPLIERS[rng.integers(0, len(_RADIUS_MULTIPLIERS), n)]
+        return snap(self.params, self._reflect(base + rng.normal(0.0, 1.0, (n, d)) * scale[:, None]))
+
+    def _reflect(self, xs: np.ndarray) -> np.ndarray:
+        """Mirror steps that leave the box back into it (clipping would pile candidates on its walls)."""
+        lo, hi = self._lo, self._hi
+        xs = np.where(xs < lo, 2 * lo - xs, xs)
+        xs = np.where(xs > hi, 2 * hi - xs, xs)
+        return np.clip(xs, lo, hi)
+
+    def _make(self, x: np.ndarray, score: float | None, cost: float | None, kind: str) -> Suggestion:
+        return Suggestion(from_basic(self.params, x), score, cost, kind)  # type: ignore[arg-type]
+
+
+def _log_expected_improvement(mu: np.ndarray, sigma: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+    """log E[max(f - baseline, 0)] for f ~ N(mu, sigma^2), stable far below the baseline."""
+    sigma = np.maximum(sigma, 1e-9)
+    z = (mu - baseline) / sigma
+    # h(z) = z Phi(z) + phi(z); for z < 0 write it as phi(z) (1 - |z| Phi(z) / phi(z)) via erfcx.
+    t = np.abs(np.minimum(z, 0.0))
+    mills = scipy.special.erfcx(t / math.sqrt(2.0)) * math.sqrt(math.pi / 2.0)
+    log_h_neg = scipy.stats.norm.logpdf(z) + np.log(np.maximum(1.0 - t * mills, 1e-300))
+    h_pos = z * scipy.special.ndtr(z) + scipy.stats.norm.pdf(z)
+    log_h = np.where(z < 0, log_h_neg, np.log(np.maximum(h_pos, 1e-300)))
+    return np.log(sigma) + log_h

@@ -1,0 +1,53 @@
+"""Random search: uniform in the box of basic coordinates (log-uniform for log params).
+
+The baseline the CARBS-style searcher is judged against. It ignores costs and scores;
+``num_random_samples`` and ``resample_frequency`` are accepted (a sweep file may set them for any
+searcher) and ignored.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sweepd.search.history import History, Observation, Suggestion
+from sweepd.space import Param, bounds, from_basic, snap
+
+_MAX_DRAWS = 100
+
+
+class RandomSearcher:
+    """Uniform random configs, never one that is already pending."""
+
+    def __init__(self, params: Sequence[Param], seed: int = 0, max_suggestion_cost: float = math.inf,
+                 *, num_random_samples: int = 0, resample_frequency: int = 0) -> None:
+        if not params:
+            raise ValueError("a searcher needs at least one parameter")
+        self.params, self.seed = tuple(params), int(seed)
+        self.max_suggestion_cost = float(max_suggestion_cost)
+        self.history = History(self.params)
+
+    def suggest(self) -> Suggestion:
+        """A uniform random config (recorded as pending)."""
+        rng = self.history.rng(self.seed)
+        lo, hi = bounds(self.params)
+        pending = set(self.history.pending_keys)
+        for _ in range(_MAX_DRAWS):
+            x = snap(self.params, rng.uniform(lo, hi)[None, :])[0]
+            if self.history.key(x) not in pending:
+                break
+        values = from_basic(self.params, x)
+        self.history.add_pending(values)
+        return Suggestion(params=values, predicted_score=None, predicted_cost=None, kind="random")
+
+    def observe(self, observation: Observation) -> None:
+        """Record a finished trial (it clears the matching pending config)."""
+        self.history.observe(observation)
+
+    def forget(self, params: Mapping[str, Any]) -> None:
+        """Drop a pending config that will never report."""
+        self.history.forget(params)
+
+    def add_pending(self, params: Mapping[str, Any]) -> None:
+        """Record an in-flight config (when rebuilding from the DB)."""
+        self.history.add_pending(params)
