@@ -252,7 +252,10 @@ class Agent:
             log.flush()
             proc = subprocess.Popen([sys.executable, "-m", "sweepd.worker"], stdin=subprocess.PIPE, stdout=log,
                                     stderr=subprocess.STDOUT, pass_fds=(write_fd,), env=env,
-                                    start_new_session=True, preexec_fn=_die_with_parent)
+                                    start_new_session=True, preexec_fn=_die_with_parent,
+                                    # `import pufferlib` symlinks ./resources into its cwd: keep that in
+                                    # the trial's dir, not the user's; a command trainer keeps the user's.
+                                    cwd=artifact_dir if spec.trainer == "puffer" else None)
         os.close(write_fd)
         assert proc.stdin is not None
         proc.stdin.write(json.dumps(payload).encode())
