@@ -9,6 +9,7 @@ import json
 import socket
 import sys
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -26,6 +27,11 @@ err_console = Console(stderr=True)
 DbOption = Annotated[str | None, typer.Option("--db", envvar="SWEEPD_DB",
                                               help="Database URL (default: SQLite in the data dir).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+WandbOption = Annotated[bool, typer.Option(
+    "--wandb/--no-wandb", help="Log trials and the Pareto front to wandb (online when logged in, else offline; "
+                               "WANDB_MODE=disabled also turns it off).")]
+WandbProjectOption = Annotated[str | None, typer.Option(help="wandb project (default: the sweep file's "
+                                                        "wandb_project, else 'sweepd').")]
 
 
 class UsageError(Exception):
@@ -65,6 +71,8 @@ def launch(
     live: Annotated[bool, typer.Option(help="Show the live view (off: log lines only).")] = True,
     lease_seconds: Annotated[float, typer.Option(help="Lease expiry; heartbeats come 3x as often.")] = 60.0,
     grace_seconds: Annotated[float, typer.Option(help="On SIGINT/SIGTERM, time running trials get.")] = 30.0,
+    wandb: WandbOption = True,
+    wandb_project: WandbProjectOption = None,
     db: DbOption = None,
 ) -> None:
     """Start a sweep: write it, then run an agent in the foreground unless one runs on this box."""
@@ -88,7 +96,8 @@ def launch(
                       f"follow with `sweepd status {sweep.name}`")
         return
     _run_agent(engine, slots, until_sweep=sweep.id, live_sweep=sweep if live else None,
-               lease_seconds=lease_seconds, heartbeat_seconds=lease_seconds / 3, grace_seconds=grace_seconds)
+               lease_seconds=lease_seconds, heartbeat_seconds=lease_seconds / 3, grace_seconds=grace_seconds,
+               wandb=wandb, wandb_project=wandb_project)
     final = queue.get_sweep(engine, sweep.id)
     from sweepd.view import sweep_view
 
@@ -96,8 +105,9 @@ def launch(
 
 
 def _run_agent(engine: Any, slots: int | None, *, until_sweep: int | None = None, live_sweep: Any = None,
-               **options: Any) -> None:
+               wandb: bool = True, wandb_project: str | None = None, **options: Any) -> None:
     from sweepd.agent import Agent, detect_gpus
+    from sweepd.tracking import make_tracker
 
     gpus = detect_gpus()
     device = "cuda" if gpus and slots is None else "cpu"
@@ -105,6 +115,9 @@ def _run_agent(engine: Any, slots: int | None, *, until_sweep: int | None = None
     if n_slots < 1:
         raise UsageError(f"--slots must be >= 1, got {n_slots}")
     agent = Agent(engine=engine, slots=n_slots, device=device, until_sweep=until_sweep, **options)
+    # The tracker logs through the agent's log, which the live view below redirects.
+    agent.tracker = make_tracker(engine.url.render_as_string(hide_password=False), wandb, wandb_project,
+                                 log=lambda message: agent.log(message))
     if live_sweep is None:
         agent.run()
         return
@@ -126,6 +139,8 @@ def agent(
     lease_seconds: Annotated[float, typer.Option(help="Lease expiry; heartbeats come 3x as often.")] = 60.0,
     grace_seconds: Annotated[float, typer.Option(help="On SIGINT/SIGTERM, time running trials get.")] = 30.0,
     exit_when_idle: Annotated[bool, typer.Option(help="Exit when no sweep has work left.")] = False,
+    wandb: WandbOption = True,
+    wandb_project: WandbProjectOption = None,
     db: DbOption = None,
 ) -> None:
     """Run trials on this box's slots until stopped (Ctrl-C: finish or abandon running trials)."""
@@ -134,7 +149,8 @@ def agent(
     engine = _engine(db)
     sweep_ids = [queue.get_sweep(engine, ref).id for ref in sweep] if sweep else None
     _run_agent(engine, slots, sweep_ids=sweep_ids, lease_seconds=lease_seconds,
-               heartbeat_seconds=lease_seconds / 3, grace_seconds=grace_seconds, exit_when_idle=exit_when_idle)
+               heartbeat_seconds=lease_seconds / 3, grace_seconds=grace_seconds, exit_when_idle=exit_when_idle,
+               wandb=wandb, wandb_project=wandb_project)
 
 
 @app.command()
@@ -165,6 +181,61 @@ def status(
                      "front": [asdict(p) for p in front(trials, info.spec["settings"]["direction"])]})
         return
     console.print(sweep_view(info, trials))
+
+
+@app.command()
+def pareto(
+    sweep: Annotated[str, typer.Argument(help="A sweep name or id.")],
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="Also write the front as CSV to this file.")] = None,
+    png_path: Annotated[Path | None, typer.Option("--png", help="Also plot trials and front as PNG.")] = None,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """A sweep's Pareto front, seeds averaged: cost, score ± stderr, seeds, params that differ from the centre.
+
+    The same front as the dashboard and the wandb summary run.
+    """
+    from sweepd.front import load_front, write_csv
+    from sweepd.view import front_table
+
+    result = load_front(_engine(db), sweep)
+    if csv_path is not None:
+        write_csv(result, csv_path)
+    if png_path is not None:
+        from sweepd.plot import PlotUnavailable, save_pareto_png
+
+        try:
+            save_pareto_png(result.trials, result.points, png_path, title=f"{result.sweep.name}: cost vs score")
+        except PlotUnavailable as exc:
+            raise UsageError(str(exc)) from None
+    if as_json:
+        _print_json({"sweep": result.sweep.name, "front": result.records()})
+        return
+    console.print(front_table(result.points, result.center))
+    for label, path in (("csv", csv_path), ("png", png_path)):
+        if path is not None:
+            console.print(f"{label}: {path}")
+
+
+@app.command()
+def dashboard(
+    host: Annotated[str, typer.Option(help="Interface to serve on; anything but loopback exposes every sweep.")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port (0: any free port).")] = 8765,
+    db: DbOption = None,
+) -> None:
+    """Serve the read-only dashboard (sweeps, Pareto curves, trials, learning curves, boxes) until Ctrl-C."""
+    from sweepd.dashboard.server import is_loopback, make_server
+
+    if not is_loopback(host):
+        err_console.print(f"[yellow]warning:[/] serving on {host}: the dashboard has no login; anyone who can "
+                          f"reach this port can read every sweep", highlight=False)
+    server = make_server(db, host, port)
+    console.print(f"sweepd dashboard on [bold]{server.url}[/] (read-only; Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
 
 
 @app.command()

@@ -5,14 +5,18 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
 
 from sweepd.search.pareto import pareto_front
 from sweepd.store.models import SUCCEEDED
-from sweepd.store.queue import TrialInfo
+from sweepd.store.queue import SweepInfo, TrialInfo
 
 
 @dataclass(frozen=True)
@@ -66,3 +70,42 @@ def front_records(points: Iterable[ConfigResult], center: dict | None = None) ->
         rows.append({"cost": p.cost, "score": p.score, "score_stderr": p.score_stderr, "seeds": p.seeds,
                      "trials": list(p.trials), "params": dict(p.params), "changed": changed})
     return rows
+
+
+@dataclass(frozen=True)
+class SweepFront:
+    """A sweep, its trials (without curves) and its front: what `sweepd pareto` and the dashboard show."""
+
+    sweep: SweepInfo
+    trials: list[TrialInfo]
+    points: list[ConfigResult]
+
+    @property
+    def center(self) -> dict:
+        return {p["name"]: p["center"] for p in self.sweep.spec.get("params", [])}
+
+    def records(self) -> list[dict]:
+        return front_records(self.points, self.center)
+
+
+def load_front(engine: Engine, ref: str | int) -> SweepFront:
+    """Read a sweep by name or id and compute its front (one query for the trials, O(n log n))."""
+    from sweepd.store import review
+
+    sweep = review.find_sweep(engine, ref)
+    trials = review.trial_table(engine, sweep.id)
+    return SweepFront(sweep, trials, front(trials, sweep.spec["settings"]["direction"]))
+
+
+def write_csv(result: SweepFront, path: str | Path) -> Path:
+    """The front as CSV: cost, score, score_stderr, seeds, trials (';'-separated), then one column per param."""
+    names = [p["name"] for p in result.sweep.spec.get("params", [])] or sorted(
+        {k for p in result.points for k in p.params})
+    path = Path(path)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["cost", "score", "score_stderr", "seeds", "trials", *names])
+        for r in result.records():
+            writer.writerow([repr(r["cost"]), repr(r["score"]), repr(r["score_stderr"]), r["seeds"],
+                             ";".join(map(str, r["trials"])), *[r["params"].get(n, "") for n in names]])
+    return path

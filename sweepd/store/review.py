@@ -18,9 +18,20 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from sweepd.store import models
 from sweepd.store.db import epoch_now
-from sweepd.store.models import ABANDONED, ACTIVE, FAILED, LEASED, QUEUED, RUNNING, SUCCEEDED, Box, Sweep, Trial
+from sweepd.store.models import (
+    ABANDONED,
+    ACTIVE,
+    FAILED,
+    LEASED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    Box,
+    Reservation,
+    Sweep,
+    Trial,
+)
 from sweepd.store.queue import NotFound, SweepInfo, TrialInfo, _find_sweep, _sweep_info, _trial_info
 
 _LIGHT_COLUMNS = [f.name for f in fields(TrialInfo) if f.name != "metrics"]
@@ -164,7 +175,7 @@ class BoxView:
 def boxes(engine: Engine) -> list[BoxView]:
     """Every box with its slot holders; holders on boxes without a row are listed under their name.
 
-    Reservations are shown when the store has them (the Reservation model, added with issue 4).
+    Reservations that have not ended are listed with their box.
     """
     with Session(engine) as session:
         now = float(session.scalar(select(epoch_now())))
@@ -190,19 +201,12 @@ def boxes(engine: Engine) -> list[BoxView]:
 
 
 def _reservations(session: Session, now: float) -> dict[str, list[dict[str, Any]]]:
-    """Current and future reservations by box name, if this store has a Reservation table."""
-    model = getattr(models, "Reservation", None)
-    if model is None:
-        return {}
-    columns = [c.key for c in model.__table__.columns]
-    until = next((c for c in ("until", "ends_at", "end_at", "until_at") if c in columns), None)
-    query = select(model)
-    if until is not None:
-        query = query.where(getattr(model, until) > now)
+    """Current and future reservations by box name, soonest first."""
+    rows = session.scalars(select(Reservation).where(Reservation.until > now).order_by(Reservation.starts_at))
     out: dict[str, list[dict[str, Any]]] = {}
-    for row in session.scalars(query):
-        record = {c: getattr(row, c) for c in columns}
-        out.setdefault(str(record.get("box")), []).append(record)
+    for r in rows:
+        out.setdefault(r.box, []).append({"user": r.user, "slots": r.slots, "starts_at": r.starts_at,
+                                          "until": r.until, "note": r.note, "active": r.starts_at <= now})
     return out
 
 

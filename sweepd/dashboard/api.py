@@ -1,0 +1,110 @@
+"""The dashboard's JSON API: plain dicts from read-only store queries. The page and the tests
+use the same endpoints (see `server.py` for the routes).
+
+A sweep's trial table and front are cached by the sweep's version fingerprint (one cheap
+aggregate query), so a page polling a finished 10,000-trial sweep does not reread it every time.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import Engine
+
+from sweepd.front import SweepFront, front
+from sweepd.store import review
+from sweepd.store.queue import TrialInfo
+
+REASON_CHARS = 200  # the trial list carries the first line of a failure; the trial view the whole text
+
+
+class Api:
+    """The data behind every endpoint, read through a read-only engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._lock = threading.Lock()
+        self._cache: dict[int, tuple[list[Any], SweepFront]] = {}
+
+    def sweeps(self) -> list[dict[str, Any]]:
+        """`/api/sweeps`: every sweep with status, owner, trial counts, best score, cost spent."""
+        return [_clean(asdict(s)) for s in review.sweep_summaries(self.engine)]
+
+    def sweep(self, ref: str) -> dict[str, Any]:
+        """`/api/sweeps/{id}`: the summary, its settings and searched params, and a version to poll."""
+        info = review.find_sweep(self.engine, ref)
+        summary = review.sweep_summaries(self.engine, [info.id])[0]
+        return _clean({**asdict(summary), "direction": info.spec["settings"].get("direction", "maximize"),
+                       "settings": info.spec.get("settings", {}), "params": info.spec.get("params", []),
+                       "max_suggestion_cost": info.max_suggestion_cost,
+                       "version": review.sweep_version(self.engine, info.id)})
+
+    def trials(self, ref: str) -> list[dict[str, Any]]:
+        """`/api/sweeps/{id}/trials`: every trial without its curve, in number order."""
+        return [_trial_row(t) for t in self._front(ref).trials]
+
+    def trial(self, ref: str, number: int) -> dict[str, Any]:
+        """`/api/sweeps/{id}/trials/{n}`: one trial with its learning curve and log tail."""
+        info = review.find_sweep(self.engine, ref)
+        trial = review.get_trial(self.engine, info.id, number)
+        row = _trial_row(trial, full=True)
+        metrics = trial.metrics or {}
+        row["curve"] = [[_finite(v) for v in point] for point in metrics.get("curve", [])]
+        row["log_tail"] = metrics.get("log_tail", [])
+        row["log"] = metrics.get("log")
+        return row
+
+    def front(self, ref: str) -> dict[str, Any]:
+        """`/api/sweeps/{id}/front`: the seed-averaged Pareto front, cheapest first (as `sweepd pareto`)."""
+        result = self._front(ref)
+        return {"sweep": result.sweep.name, "direction": result.sweep.spec["settings"].get("direction", "maximize"),
+                "front": _clean(result.records())}
+
+    def boxes(self) -> list[dict[str, Any]]:
+        """`/api/boxes`: boxes, their slots and the trials holding them, and reservations where stored."""
+        return [_clean(asdict(b)) for b in review.boxes(self.engine)]
+
+    def _front(self, ref: str) -> SweepFront:
+        info = review.find_sweep(self.engine, ref)
+        version = review.sweep_version(self.engine, info.id)
+        with self._lock:
+            cached = self._cache.get(info.id)
+        if cached is not None and cached[0] == version:  # the version includes the sweep's status
+            return cached[1]
+        trials = review.trial_table(self.engine, info.id)
+        result = SweepFront(info, trials, front(trials, info.spec["settings"]["direction"]))
+        with self._lock:
+            self._cache[info.id] = (version, result)
+        return result
+
+
+def _trial_row(t: TrialInfo, full: bool = False) -> dict[str, Any]:
+    reason = t.failure_reason or None
+    if reason and not full:
+        reason = reason.splitlines()[0][:REASON_CHARS]
+    return {"number": t.number, "kind": t.kind, "status": t.status, "params": t.params, "seed": t.seed,
+            "score": _finite(t.score), "score_stderr": _finite(t.score_stderr), "cost": _finite(t.cost),
+            "predicted_score": _finite(t.predicted_score), "predicted_cost": _finite(t.predicted_cost),
+            "truncated": t.truncated, "failure_reason": reason, "failure_category": t.failure_category,
+            "box": t.box, "slot": t.slot, "attempts": t.attempts, "started_at": t.started_at,
+            "finished_at": t.finished_at}
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN or Infinity: they become null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
