@@ -27,6 +27,10 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+function fill(node, ...children) {  // replaceChildren would print null and false as text
+  node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}
+
 function svg(tag, attrs = {}, parent = null) {
   const node = document.createElementNS(SVG_NS, tag);
   for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) node.setAttribute(k, v);
@@ -50,6 +54,12 @@ function fmtNum(v, digits = 4) {
   if (v === null || v === undefined) return "–";
   return Math.abs(v) >= 1e5 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(2) : String(+v.toPrecision(digits));
 }
+function fmtAxis(v) {
+  const a = Math.abs(v);
+  if (a >= 1e6) return +(v / 1e6).toPrecision(3) + "M";
+  if (a >= 1e4) return +(v / 1e3).toPrecision(3) + "k";
+  return fmtNum(v, 3);
+}
 function fmtScore(v, se) { return v === null || v === undefined ? "–" : fmtNum(v) + (se ? " ± " + fmtNum(se, 2) : ""); }
 function fmtValue(v) { return typeof v === "number" && !Number.isInteger(v) ? fmtNum(v, 3) : String(v); }
 function fmtAgo(s) { return s === null || s === undefined || !isFinite(s) ? "never" : fmtCost(Math.max(0, s)) + " ago"; }
@@ -69,7 +79,7 @@ function setPoll(fn, ms) {
 }
 
 function showError(err) {
-  document.getElementById("app").replaceChildren(el("p", { class: "error" }, String(err.message || err)));
+  fill(document.getElementById("app"), el("p", { class: "error" }, String(err.message || err)));
 }
 
 // --- routing ----------------------------------------------------------------------------------
@@ -109,7 +119,7 @@ async function showSweeps() {
     el("thead", {}, el("tr", {}, ["sweep", "env", "owner", "status", "done", "running", "failed", "best", "spent", "created"]
       .map((h, i) => el("th", { class: i >= 4 && i <= 8 ? "num" : "" }, h)))),
     el("tbody", {}, rows));
-  document.getElementById("app").replaceChildren(el("h1", {}, "Sweeps"),
+  fill(document.getElementById("app"), el("h1", {}, "Sweeps"),
     el("div", { class: "card" }, sweeps.length ? table : el("p", { class: "muted" }, "No sweeps yet: sweepd launch snake")));
   setPoll(() => { if (location.hash.replace(/^#\/?/, "") === "") showSweeps().catch(showError); }, LIST_POLL_MS);
 }
@@ -121,7 +131,7 @@ async function showSweep(id, trial) {
                                                    api(`/api/sweeps/${id}/front`)]);
   Object.assign(state, { sweep, trials, front: front.front, selected: [], current: null, curves: new Map(),
                          shown: TABLE_PAGE, version: JSON.stringify(sweep.version) });
-  document.getElementById("app").replaceChildren(
+  fill(document.getElementById("app"), 
     el("h1", { id: "sweep-title" }), el("div", { class: "stats", id: "sweep-stats" }),
     el("div", { class: "grid" },
       el("div", { class: "card" }, el("h2", {}, "Pareto front: cost vs score"),
@@ -143,10 +153,10 @@ async function showSweep(id, trial) {
 function renderSweep() {
   const s = state.sweep;
   document.title = `${s.name} · sweepd`;
-  document.getElementById("sweep-title").replaceChildren(s.name + " ", badge(s.status),
+  fill(document.getElementById("sweep-title"), s.name + " ", badge(s.status),
     s.reason ? el("span", { class: "muted" }, " " + s.reason) : null);
   const stat = (value, label) => el("div", {}, el("b", {}, value), el("span", {}, label));
-  document.getElementById("sweep-stats").replaceChildren(
+  fill(document.getElementById("sweep-stats"), 
     stat(s.env, "env"), stat(s.searcher, "searcher"), stat(s.owner, "owner"),
     stat(`${s.succeeded}/${s.max_trials || "–"}`, "succeeded"), stat(s.running, "running"), stat(s.failed, "failed"),
     stat(fmtScore(s.best_score), `best (${s.direction})`), stat(fmtCost(s.cost_spent), "cost spent"),
@@ -237,11 +247,11 @@ function frame(node, height, xDomain, yDomain, { xLog = false, yLog = false, xLa
   const axes = svg("g", { class: "axis" }, node);
   for (const v of x.ticks()) {
     svg("line", { class: "gridline", x1: x(v), x2: x(v), y1: m.t, y2: height - m.b }, axes);
-    svg("text", { x: x(v), y: height - m.b + 14, "text-anchor": "middle" }, axes).textContent = xLog ? fmtCost(v) : fmtNum(v, 3);
+    svg("text", { x: x(v), y: height - m.b + 14, "text-anchor": "middle" }, axes).textContent = xLog ? fmtCost(v) : fmtAxis(v);
   }
   for (const v of y.ticks()) {
     svg("line", { class: "gridline", x1: m.l, x2: width - m.r, y1: y(v), y2: y(v) }, axes);
-    svg("text", { x: m.l - 6, y: y(v) + 4, "text-anchor": "end" }, axes).textContent = yLog ? fmtCost(v) : fmtNum(v, 3);
+    svg("text", { x: m.l - 6, y: y(v) + 4, "text-anchor": "end" }, axes).textContent = yLog ? fmtCost(v) : fmtAxis(v);
   }
   svg("path", { d: `M${m.l},${m.t}V${height - m.b}H${width - m.r}`, fill: "none" }, axes);
   svg("text", { class: "axis-label", x: (m.l + width - m.r) / 2, y: height - 4, "text-anchor": "middle" }, node).textContent = xLabel;
@@ -287,7 +297,7 @@ function drawPareto() {
     });
   }
   hookPoints(node, (n) => describeTrial(n));
-  document.getElementById("pareto-legend").replaceChildren(
+  fill(document.getElementById("pareto-legend"), 
     el("span", {}, el("i", { style: "background: var(--point)" }), `trials (${ok.length})`),
     el("span", {}, el("b", { class: "x" }, "×"), `failed (${failed.length})`),
     el("span", {}, el("i", { style: "background: var(--accent)" }), `front (${front.length}, ± standard error over seeds)`));
@@ -329,7 +339,7 @@ function drawCurves() {
   });
   if (!curves.length) svg("text", { x: f.width / 2, y: 120, "text-anchor": "middle", class: "axis-label" }, f.plot)
     .textContent = "select trials to compare their learning curves";
-  document.getElementById("curve-legend").replaceChildren(...legend);
+  fill(document.getElementById("curve-legend"), ...legend);
 }
 
 function hookPoints(node, describe) {
@@ -377,7 +387,7 @@ async function selectTrial(number, updateHash = true) {
     const detail = await loadCurve(number);
     showDetail(number, detail);
   } catch (err) {
-    document.getElementById("trial-detail").replaceChildren(el("h2", {}, "Trial"), el("p", { class: "error" }, err.message));
+    fill(document.getElementById("trial-detail"), el("h2", {}, "Trial"), el("p", { class: "error" }, err.message));
   }
   drawPareto();
   drawCostChart();
@@ -400,7 +410,7 @@ async function showDetail(number, detail) {
     el("div", {}, el("code", {}, k), " = ", fmtValue(v), centre[k] === v ? el("span", { class: "muted" }, " (centre)") : null));
   const row = (label, value) => [el("dt", {}, label), el("dd", {}, value)];
   const box = document.getElementById("trial-detail");
-  box.replaceChildren(el("h2", {}, "Trial"),
+  fill(box, el("h2", {}, "Trial"),
     el("h1", { id: "trial-title" }, `#${t.number} `, badge(t.status), t.truncated ? el("span", { class: "muted" }, " truncated at the cap") : null),
     el("dl", {}, row("kind", t.kind), row("score", fmtScore(t.score, t.score_stderr)),
       row("cost", `${fmtCost(t.cost)} (predicted ${fmtCost(t.predicted_cost)})`),
@@ -415,7 +425,7 @@ async function showDetail(number, detail) {
 
 function renderFrontTable() {
   const table = document.getElementById("front-table");
-  table.replaceChildren(el("thead", {}, el("tr", {}, el("th", { class: "num" }, "cost"), el("th", { class: "num" }, "score"),
+  fill(table, el("thead", {}, el("tr", {}, el("th", { class: "num" }, "cost"), el("th", { class: "num" }, "score"),
     el("th", { class: "num" }, "seeds"), el("th", {}, "trials"), el("th", {}, "params (vs centre)"))),
   el("tbody", {}, state.front.map((p) => el("tr", { class: "clickable", onclick: () => selectTrial(p.trials[0]) },
     el("td", { class: "num" }, fmtCost(p.cost)), el("td", { class: "num" }, fmtScore(p.score, p.score_stderr)),
@@ -455,10 +465,10 @@ function renderTrialTable() {
     el("td", { class: "num" }, fmtScore(t.score, t.score_stderr)), el("td", { class: "num" }, fmtCost(t.cost)),
     el("td", { class: "num" }, fmtCost(t.predicted_cost)), el("td", { class: "num" }, t.seed),
     el("td", { class: "params" }, changedParams(t.params)), el("td", { class: "reason", title: t.failure_reason || "" }, t.failure_reason || ""))));
-  table.replaceChildren(el("thead", {}, head), body);
+  fill(table, el("thead", {}, head), body);
   document.getElementById("trials-heading").textContent = `Trials (${rows.length})`;
   const more = document.getElementById("table-more");
-  more.replaceChildren(rows.length > state.shown
+  fill(more, rows.length > state.shown
     ? el("button", { onclick: () => { state.shown += 1000; renderTrialTable(); } }, `show more (${rows.length - state.shown} hidden)`)
     : "");
 }
@@ -484,7 +494,7 @@ async function showBoxes() {
   const table = el("table", { id: "boxes-table" }, el("thead", {}, el("tr", {},
     ["box", "state", "device", "slots used", "owner", "last seen", "holders", "reservations"].map((h) => el("th", {}, h)))),
     el("tbody", {}, rows));
-  document.getElementById("app").replaceChildren(el("h1", {}, "Boxes"),
+  fill(document.getElementById("app"), el("h1", {}, "Boxes"),
     el("div", { class: "card" }, boxes.length ? table : el("p", { class: "muted" }, "No agent has registered a box yet: sweepd agent")));
   setPoll(() => { if (location.hash.startsWith("#/boxes")) showBoxes().catch(showError); }, SWEEP_POLL_MS);
 }

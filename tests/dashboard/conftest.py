@@ -1,0 +1,70 @@
+"""A small finished sweep, built through the store, and a dashboard serving it on a free port."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from sweepd.store import db, queue
+from sweepd.store.queue import FinishedTrial, SweepInfo
+
+PARAMS = [{"name": "train.learning_rate", "space": "log", "min": 1e-4, "max": 1e-1, "center": 1e-2, "integer": False},
+          {"name": "train.total_timesteps", "space": "log", "min": 1e3, "max": 1e6, "center": 10_000,
+           "integer": True}]
+SPEC = {"name": "review", "env": "snake", "trainer": "command", "source": "test", "command": [], "defaults": {},
+        "params": PARAMS,
+        "settings": {"searcher": "carbs", "seed": 1, "max_suggestion_cost": 100.0, "max_trials": 12,
+                     "max_total_cost": 0.0, "priority": 0, "max_slots": 0, "direction": "maximize"}}
+
+
+def curve(score: float, steps: int, cost: float, points: int = 20) -> list[list[float]]:
+    return [[steps * (i + 1) / points, score * (i + 1) / points, cost * (i + 1) / points] for i in range(points)]
+
+
+def results() -> list[FinishedTrial]:
+    """12 trials: a config run with three seeds, two failures, and a front of four configs."""
+    def ok(lr: float, steps: int, score: float, cost: float, predicted: float | None = None) -> FinishedTrial:
+        return FinishedTrial({"train.learning_rate": lr, "train.total_timesteps": steps}, score, cost,
+                             predicted_cost=predicted, metrics={"curve": curve(score, steps, cost)}, kind="search")
+
+    def failed(lr: float, steps: int, cost: float) -> FinishedTrial:
+        return FinishedTrial({"train.learning_rate": lr, "train.total_timesteps": steps}, None, cost, status="failed",
+                             failure_reason="loss became NaN\nTraceback ...")
+
+    return [ok(1e-2, 10_000, 5.0, 10.0), ok(3e-2, 3_000, 2.0, 3.0), ok(1e-3, 30_000, 4.0, 30.0, 25.0),
+            ok(1e-2, 100_000, 9.0, 95.0, 80.0), ok(1e-2, 10_000, 6.0, 11.0), failed(1e-1, 50_000, 20.0),
+            ok(5e-3, 20_000, 7.5, 40.0, 45.0), ok(2e-2, 5_000, 1.0, 8.0, 6.0), ok(1e-2, 10_000, 5.5, 12.0),
+            failed(9e-2, 80_000, 4.0), ok(3e-3, 60_000, 6.5, 70.0, 50.0), ok(1e-4, 1_000, 0.5, 1.0, 1.2)]
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str           # the dashboard's base URL, ending in "/"
+    db_url: str
+    sweep: SweepInfo
+
+
+@pytest.fixture
+def review_sweep(sqlite_url: str) -> tuple[str, SweepInfo]:
+    """A finished 12-trial sweep in a fresh SQLite file."""
+    engine = db.open_store(sqlite_url)
+    sweep = queue.create_sweep(engine, SPEC, owner="alice")
+    queue.import_trials(engine, sweep.id, results())
+    queue.register_box(engine, "gpu-box-1", 2, "cuda", "alice", "gpu-box-1:1:abc")
+    return sqlite_url, queue.get_sweep(engine, sweep.id)
+
+
+@pytest.fixture
+def served(review_sweep: tuple[str, SweepInfo]) -> Iterator[Served]:
+    from sweepd.dashboard.server import make_server
+
+    db_url, sweep = review_sweep
+    server = make_server(db_url, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Served(server.url, db_url, sweep)
+    server.shutdown()
+    server.server_close()
