@@ -117,6 +117,7 @@ class WandbTracker:
         self.batch: list[int] = []
         self.deadline = math.inf
         self.failures = 0
+        self.command = [sys.executable, "-m", "sweepd.tracking"]  # what runs a batch (tests swap it)
 
     def trial_ended(self, trial_id: int) -> None:
         """A trial's end was recorded (or queued for recording): write its run soon."""
@@ -156,12 +157,13 @@ class WandbTracker:
                "trials": self.batch}
         with open(self.directory / "sweepd-tracking.log", "ab") as log:
             # Its own session: a kill on timeout takes wandb's service process with it.
-            self.proc = subprocess.Popen([sys.executable, "-m", "sweepd.tracking"], stdin=subprocess.PIPE,
+            self.proc = subprocess.Popen(self.command, stdin=subprocess.PIPE,
                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                          env=dict(os.environ, WANDB_SILENT="true"))
         assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(job).encode())  # ids only: far below a pipe's buffer
-        self.proc.stdin.close()
+        with contextlib.suppress(BrokenPipeError):  # a child that died at once is reaped like any other
+            self.proc.stdin.write(json.dumps(job).encode())  # ids only: far below a pipe's buffer
+            self.proc.stdin.close()
         self.deadline = time.monotonic() + self.timeout
 
     def _reap(self) -> bool:
@@ -214,16 +216,19 @@ def write_runs(job: dict[str, Any]) -> int:
     trials = [t for t in review.trials_by_id(engine, job["trials"]) if t.status in FINISHED]
     sweeps = {sid: review.find_sweep(engine, sid) for sid in {t.sweep_id for t in trials}}
     written = 0
-    for trial in trials:
-        sweep = sweeps[trial.sweep_id]
-        try:
-            log_trial_run(wandb, trial, sweep, project_of(sweep, job.get("project")), job["mode"], directory)
-            written += 1
-        except Exception as exc:  # one bad run must not lose the others
-            print(f"trial {sweep.name}#{trial.number}: {type(exc).__name__}: {exc}", file=sys.stderr)
-    for sweep in sweeps.values():
-        all_trials = review.trial_table(engine, sweep.id)
-        log_front_if_changed(wandb, sweep, all_trials, project_of(sweep, job.get("project")), job["mode"], directory)
+    try:
+        for trial in trials:
+            sweep = sweeps[trial.sweep_id]
+            try:
+                log_trial_run(wandb, trial, sweep, project_of(sweep, job.get("project")), job["mode"], directory)
+                written += 1
+            except Exception as exc:  # one bad run must not lose the others
+                print(f"trial {sweep.name}#{trial.number}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        for sweep in sweeps.values():
+            log_front_if_changed(wandb, sweep, review.trial_table(engine, sweep.id),
+                                 project_of(sweep, job.get("project")), job["mode"], directory)
+    finally:
+        wandb.teardown()  # stops wandb's service process: every run file is complete when this returns
     return written
 
 
