@@ -166,7 +166,10 @@ def status(
 
     engine = _engine(db)
     if sweep is None:
-        rows = [sweep_summary(s, queue.list_trials(engine, s.id)) for s in queue.list_sweeps(engine)]
+        from sweepd.store.review import sweep_summaries
+
+        # One GROUP BY instead of every trial's curves: the same numbers as sweep_summary.
+        rows = [asdict(s) for s in sweep_summaries(engine)]
         if as_json:
             _print_json(rows)
         elif rows:
