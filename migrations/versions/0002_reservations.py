@@ -1,4 +1,4 @@
-"""team mode: box reservations, and an index for fair share's recent-usage sums
+"""team mode: box reservations; a partial index for the queued-trial claim, one for fair share's usage sums
 
 Revision ID: 0002
 Revises: 0001
@@ -31,10 +31,14 @@ def upgrade() -> None:
 
     with op.batch_alter_table('trials', schema=None) as batch_op:
         batch_op.create_index('ix_trials_finished_at', ['finished_at'], unique=False)
+        # The queue: only queued rows, in lease order, so a claim never scans finished trials.
+        batch_op.create_index('ix_trials_queued', ['sweep_id', 'number'], unique=False,
+                              postgresql_where=sa.text("status = 'queued'"), sqlite_where=sa.text("status = 'queued'"))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('trials', schema=None) as batch_op:
+        batch_op.drop_index('ix_trials_queued')
         batch_op.drop_index('ix_trials_finished_at')
 
     with op.batch_alter_table('reservations', schema=None) as batch_op:

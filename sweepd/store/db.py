@@ -74,7 +74,10 @@ def make_engine(url: str | None = None, read_only: bool = False) -> Engine:
         return engine
     if url.startswith("postgresql"):
         args = {"options": "-c default_transaction_read_only=on"} if read_only else {}
-        return create_engine(url, pool_pre_ping=True, connect_args=args)
+        # No pool_pre_ping: it costs a round trip per transaction. A connection broken by a server
+        # restart fails its next statement with a DBAPIError, SQLAlchemy then discards the pool,
+        # and callers that must survive outages (the agent) retry.
+        return create_engine(url, connect_args=args)
     raise StoreError(f"unsupported database URL '{url}': use sqlite:///PATH or postgresql://...")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Trial statuses. A trial moves queued -> leased -> running -> succeeded | failed | abandoned,
@@ -57,6 +57,10 @@ class Trial(Base):
     __table_args__ = (
         UniqueConstraint("sweep_id", "number", name="uq_trials_sweep_number"),
         Index("ix_trials_sweep_status", "sweep_id", "status"),
+        # The queue itself: only queued rows, in the order leases take them. Partial, so that the
+        # claim never wades through a sweep's finished trials (uq_trials_sweep_number would).
+        Index("ix_trials_queued", "sweep_id", "number", postgresql_where=text("status = 'queued'"),
+              sqlite_where=text("status = 'queued'")),
         Index("ix_trials_status_expiry", "status", "lock_expires_at"),
         # Fair share sums each owner's recent slot-seconds: trials finished inside the window.
         Index("ix_trials_finished_at", "finished_at"),

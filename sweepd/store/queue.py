@@ -4,20 +4,25 @@ Every transition is one small function named for it, run in one transaction, and
 about a leased trial is guarded by `id AND lock_token AND status IN (leased, running)`: zero rows
 updated means the lease was lost (reaped, re-queued, leased again) and the write is dropped.
 
-Leasing holds the sweep's row lock (PostgreSQL `FOR UPDATE`; SQLite serializes writers with
-BEGIN IMMEDIATE) while it picks a queued trial or asks the searcher for a new one, so that two
-agents never get the same trial nor the same new config.
+Two agents never get the same trial (a queued trial is claimed by one guarded UPDATE whose
+subquery uses `FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite serializes writers with BEGIN
+IMMEDIATE) nor the same new config (a new trial is inserted under the sweep's row lock only if
+the searcher saw every trial made before it; see "leasing" below). Hot paths (claim, heartbeat,
+finish) are single Core statements: a lease -> finish cycle is a handful of round trips.
 """
 
 from __future__ import annotations
 
 import math
+import time
 import uuid
-from collections.abc import Callable, Iterable
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Connection, Engine, Float, bindparam, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -40,6 +45,7 @@ from sweepd.store.models import (
     SWEEP_STOPPED,
     Box,
     Event,
+    Reservation,
     Sweep,
     Trial,
 )
@@ -126,6 +132,8 @@ class Lease:
     attempt: int
     spec: dict[str, Any]
     expires_at: float
+    max_trials: int = 0          # the sweep's budget: finishing a trial checks it only when set
+    max_total_cost: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -285,6 +293,23 @@ def enqueue_trial(engine: Engine, sweep_id: int, params: dict[str, Any], kind: s
         return _trial_info(row)
 
 
+def enqueue_trials(engine: Engine, sweep_id: int, configs: Iterable[dict[str, Any]], kind: str = "user",
+                   actor: str = "") -> int:
+    """Queue many given configs in one transaction (one INSERT); returns how many."""
+    with Session(engine) as session, session.begin():
+        now = _now(session)
+        sweep = _lock_sweep(session, sweep_id)
+        first = _next_number(session, sweep_id)
+        rows = [{"sweep_id": sweep_id, "number": number, "kind": kind, "params": dict(params),
+                 "seed": trial_seed(sweep.seed, number), "status": QUEUED, "attempts": 0, "metrics": {},
+                 "truncated": False, "created_at": now} for number, params in enumerate(configs, start=first)]
+        if rows:
+            session.execute(Trial.__table__.insert(), rows)
+            _event(session, now, actor or sweep.owner, "trials_enqueued", f"{len(rows)} {kind} trials",
+                   sweep_id=sweep_id)
+        return len(rows)
+
+
 @dataclass(frozen=True)
 class FinishedTrial:
     """A result obtained outside sweepd's agents (an earlier sweep, a benchmark), to import as-is."""
@@ -359,104 +384,388 @@ def _next_number(session: Session, sweep_id: int) -> int:
     return int(session.scalar(select(func.coalesce(func.max(Trial.number), 0)).where(Trial.sweep_id == sweep_id))) + 1
 
 
+# --- leasing ----------------------------------------------------------------------------------
+#
+# A lease is taken in up to two steps, and no step holds a lock while the searcher runs:
+# 1. One short transaction plans and claims: the running sweeps this slot may serve (reservations),
+#    in fair-share order, then the first queued trial of the first such sweep, claimed by a single
+#    `UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED)`: concurrent agents skip each
+#    other's rows instead of queueing behind them. Only sweeps with a `max_slots` cap lock their
+#    sweep row here, so that the cap holds exactly.
+# 2. When the sweep next in line has nothing queued, the searcher proposes a new config from a
+#    snapshot of the sweep's history (no lock held), and a second short transaction takes the
+#    sweep's row lock and inserts the trial only if no trial was added since the snapshot: a
+#    proposal that might not have seen another agent's new trial as pending is never used. After
+#    SUGGEST_TRIES lost races the searcher runs under the lock, so a busy sweep still progresses.
+
+SUGGEST_TRIES = 3                # optimistic proposals before one is made under the sweep's lock
+FAIR_SHARE_WINDOW_S = 24 * 3600  # "recently" for fair share: slot-seconds used in the last day
+SETUP_CHECK_TRIALS = 3           # the first N trials of a sweep all failing fast ...
+SETUP_FAST_SECONDS = 20.0        # ... each within this many seconds: a broken setup, not bad luck
+
+
+# The hot statements are built once with bind parameters: constructing a SQLAlchemy statement
+# per call cost more client CPU than the database spent running it (benchmarks/queue_throughput.py).
+# Bind names carry a `b_` prefix because SQLAlchemy reserves column names in SET clauses.
+_HAS_QUEUED = select(Trial.id).where(Trial.sweep_id == Sweep.id, Trial.status == QUEUED).exists()
+# Whether the box has a reservation now rides along with the plan: an unreserved box costs no query.
+_BOX_RESERVED = select(Reservation.id).where(Reservation.box == bindparam("b_box"), Reservation.until > epoch_now(),
+                                             Reservation.starts_at <= epoch_now()).exists()
+_PLAN = select(Sweep.id, Sweep.owner, Sweep.priority, Sweep.max_slots, _HAS_QUEUED, _BOX_RESERVED).where(
+    Sweep.status == SWEEP_RUNNING)
+_PLAN_SOME = _PLAN.where(Sweep.id.in_(bindparam("b_sweep_ids", expanding=True)))
+_LOCK_VALUES = {"status": LEASED, "box": bindparam("b_box"), "slot": bindparam("b_slot"),
+                "lock_owner": bindparam("b_agent"), "lock_token": bindparam("b_token"),
+                "lock_expires_at": epoch_now() + bindparam("b_lease_seconds", type_=Float),
+                "heartbeat_at": epoch_now()}
+_CLAIM = (update(Trial)
+          .where(Trial.id == select(Trial.id).where(Trial.sweep_id == bindparam("b_sweep_id"), Trial.status == QUEUED)
+                 .order_by(Trial.number).limit(1).with_for_update(skip_locked=True).scalar_subquery(),
+                 Trial.status == QUEUED,
+                 select(Sweep.id).where(Sweep.id == bindparam("b_sweep_id"), Sweep.status == SWEEP_RUNNING).exists())
+          .values(attempts=Trial.attempts + 1, **_LOCK_VALUES)
+          .returning(Trial.id, Trial.number, Trial.kind, Trial.params, Trial.seed, Trial.attempts,
+                     Trial.lock_expires_at))
+_CLAIM_CAUTIOUS = _CLAIM.where(~select(Reservation.id).where(
+    Reservation.box == bindparam("b_box"), Reservation.until > epoch_now(), Reservation.starts_at <= epoch_now(),
+    Reservation.user != select(Sweep.owner).where(Sweep.id == bindparam("b_sweep_id")).scalar_subquery()).exists())
+_GUARD = (Trial.id == bindparam("b_trial_id"), Trial.lock_token == bindparam("b_token"), Trial.status.in_(ACTIVE))
+_START = update(Trial).where(*_GUARD).values(status=RUNNING, started_at=epoch_now())
+_BEAT = update(Trial).where(*_GUARD).values(lock_expires_at=epoch_now() + bindparam("b_lease_seconds", type_=Float),
+                                            heartbeat_at=epoch_now())
+_BEAT_METRICS = _BEAT.values(metrics=bindparam("b_metrics"))
+_FINISH = update(Trial).where(*_GUARD).values(
+    status=SUCCEEDED, score=bindparam("b_score"), cost=bindparam("b_cost"), score_stderr=bindparam("b_stderr"),
+    truncated=bindparam("b_truncated"), metrics=bindparam("b_metrics"), finished_at=epoch_now(), lock_expires_at=None)
+
+
+def _guard(lease: Lease) -> dict[str, Any]:
+    return {"b_trial_id": lease.trial_id, "b_token": lease.token}
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A running sweep this slot may serve, as the planner sees it."""
+
+    id: int
+    owner: str
+    priority: int
+    max_slots: int
+    has_queued: bool
+
+
 def lease_trial(engine: Engine, holder: Holder, propose: Propose, lease_seconds: float = 60.0,
                 sweep_ids: Iterable[int] | None = None) -> Lease | None:
-    """Lease one trial for `holder`'s slot: a queued one, else a new suggestion; None if no work."""
+    """Lease one trial for `holder`'s slot: a queued one, else a new suggestion; None if no work.
+
+    Sweeps are served in fair-share order (`plan_sweeps`); a slot reserved by someone else only
+    serves that user's sweeps.
+    """
+    wanted = None if sweep_ids is None else tuple(sweep_ids)
+    plans = _PLANS.setdefault(engine, {})
+    cached = plans.get((holder, wanted))
+    if cached is not None and time.monotonic() < cached[0] and cached[1] and cached[1][0].has_queued:
+        # The slot's recent plan still names a sweep with queued work: one claim statement, which
+        # re-checks everything a stale plan could get wrong (sweep running, cap, reservations).
+        with _statements(engine) as (conn, autocommit):
+            lease = _claim(engine, conn, autocommit, cached[1][0], holder, lease_seconds, cautious=True)
+        if isinstance(lease, Lease):
+            return lease
+    plan: list[_Candidate] | None = None
+    start = 0
+    while True:
+        with _statements(engine) as (conn, autocommit):
+            if plan is None:
+                plan = _plan(conn, holder, wanted)
+                plans[(holder, wanted)] = (time.monotonic() + PLAN_TTL_S, plan)
+            for index in range(start, len(plan)):
+                sweep = plan[index]
+                lease = _claim(engine, conn, autocommit, sweep, holder, lease_seconds, cautious=False)
+                if isinstance(lease, Lease):
+                    return lease
+                if lease is _FULL or sweep.has_queued:
+                    continue  # at its cap, or every queued trial is being leased by someone else
+                break  # this sweep needs a new suggestion: outside this transaction
+            else:
+                return None
+        lease = _suggest_and_lease(engine, plan[index], holder, propose, lease_seconds)
+        if lease is not None:
+            return lease
+        start = index + 1
+
+
+# The plan each slot last made, per engine: reused for PLAN_TTL_S to skip re-reading the sweeps on
+# every lease (the benchmark's 16 agents spent a third of their time planning).
+PLAN_TTL_S = 1.0
+_PLANS: weakref.WeakKeyDictionary[Engine, dict[tuple[Holder, tuple[int, ...] | None], tuple[float, list[_Candidate]]]]
+_PLANS = weakref.WeakKeyDictionary()
+
+
+def _claim(engine: Engine, conn: Connection, autocommit: bool, sweep: _Candidate, holder: Holder,
+           lease_seconds: float, *, cautious: bool) -> Lease | _Full | None:
+    """Claim a queued trial of `sweep`; `cautious` (a cached plan) also refuses any box reserved by
+    a user other than the sweep's owner, leaving the exact slot check to a fresh plan."""
+    if sweep.max_slots:
+        if autocommit:  # the cap needs the sweep's lock held to the claim: a transaction
+            with engine.begin() as tx:
+                return _claim_under_cap(tx, sweep, holder, lease_seconds, cautious)
+        return _claim_under_cap(conn, sweep, holder, lease_seconds, cautious)
+    return _claim_queued(conn, sweep.id, holder, lease_seconds, cautious) if sweep.has_queued else None
+
+
+def plan_sweeps(engine: Engine, holder: Holder, sweep_ids: Iterable[int] | None = None) -> list[int]:
+    """The sweeps `holder`'s slot would serve, best first: fewest recent slot-seconds used by the
+    sweep's owner, then higher priority, then older. (What `lease_trial` follows; for tests and views.)"""
+    with _statements(engine) as (conn, _):
+        return [c.id for c in _plan(conn, holder, None if sweep_ids is None else list(sweep_ids))]
+
+
+def _plan(conn: Connection, holder: Holder, sweep_ids: list[int] | None) -> list[_Candidate]:
+    if sweep_ids is None:
+        rows = conn.execute(_PLAN, {"b_box": holder.box}).all()
+    else:
+        rows = conn.execute(_PLAN_SOME, {"b_box": holder.box, "b_sweep_ids": sweep_ids}).all()
+    if not rows:
+        return []
+    sweeps = [_Candidate(*row[:5]) for row in rows]
+    reserved_by = slot_reserved_by(conn, holder.box, holder.slot) if rows[0][5] else None
+    if reserved_by is not None:
+        sweeps = [s for s in sweeps if s.owner == reserved_by]
+    owners = {s.owner for s in sweeps}
+    usage = _usage_by_owner(conn, owners) if len(owners) > 1 else {}
+    return sorted(sweeps, key=lambda s: (usage.get(s.owner, 0.0), -s.priority, s.id))
+
+
+def usage_by_owner(engine: Engine, owners: Iterable[str] | None = None) -> dict[str, float]:
+    """Slot-seconds each sweep owner used in the last FAIR_SHARE_WINDOW_S (running trials up to now)."""
+    with engine.connect() as conn:
+        return _usage_by_owner(conn, owners)
+
+
+def _usage_by_owner(conn: Connection, owners: Iterable[str] | None) -> dict[str, float]:
+    now = float(conn.scalar(select(epoch_now())))
+    since = now - FAIR_SHARE_WINDOW_S
+    # Each trial's [start, end] clipped to the window; portable CASEs (SQLite has no GREATEST).
+    start = func.coalesce(Trial.started_at, Trial.heartbeat_at, now)
+    end = func.coalesce(Trial.finished_at, now)
+    clipped = case((start > since, start), else_=since)
+    query = (select(Sweep.owner, func.sum(end - clipped)).join(Sweep, Sweep.id == Trial.sweep_id)
+             .where(or_(Trial.status.in_(ACTIVE), Trial.finished_at >= since)).group_by(Sweep.owner))
+    if owners is not None:
+        query = query.where(Sweep.owner.in_(list(owners)))
+    return {owner: max(0.0, float(used or 0.0)) for owner, used in conn.execute(query)}
+
+
+@contextmanager
+def _statements(engine: Engine) -> Iterator[tuple[Connection, bool]]:
+    """A connection for the lease's plan and claim. On PostgreSQL it autocommits: each statement is
+    its own transaction and one round trip (no BEGIN, no COMMIT), which is safe because the claim
+    is a single guarded statement. SQLite: one BEGIN IMMEDIATE transaction, so a claim's read and
+    write can never be split by another writer (WAL cannot upgrade a stale read to a write)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            yield conn, True
+    else:
+        with engine.begin() as conn:
+            yield conn, False
+
+
+class _Full:
+    """`_claim_under_cap`'s answer when the sweep already uses all its slots."""
+
+
+_FULL = _Full()
+
+
+def _claim_under_cap(conn: Connection, sweep: _Candidate, holder: Holder, lease_seconds: float,
+                     cautious: bool = False) -> Lease | _Full | None:
+    """In a transaction: lock the capped sweep's row (held to commit), count its leased and running
+    trials, and claim a queued one only below the cap. None: under the cap, nothing queued."""
+    conn.execute(select(Sweep.id).where(Sweep.id == sweep.id).with_for_update())
+    active = conn.scalar(select(func.count()).where(Trial.sweep_id == sweep.id, Trial.status.in_(ACTIVE)))
+    if int(active or 0) >= sweep.max_slots:
+        return _FULL
+    return _claim_queued(conn, sweep.id, holder, lease_seconds, cautious) if sweep.has_queued else None
+
+
+def _lock_values(holder: Holder, token: str, lease_seconds: float) -> dict[str, Any]:
+    return {"status": LEASED, "box": holder.box, "slot": holder.slot, "lock_owner": holder.agent,
+            "lock_token": token, "lock_expires_at": epoch_now() + lease_seconds, "heartbeat_at": epoch_now()}
+
+
+def _claim_queued(conn: Connection, sweep_id: int, holder: Holder, lease_seconds: float,
+                  cautious: bool = False) -> Lease | None:
+    """Claim the sweep's lowest-numbered queued trial in one statement, skipping rows others hold."""
+    token = uuid.uuid4().hex
+    params = {"b_sweep_id": sweep_id, "b_box": holder.box, "b_slot": holder.slot, "b_agent": holder.agent,
+              "b_token": token, "b_lease_seconds": lease_seconds}
+    row = conn.execute(_CLAIM_CAUTIOUS if cautious else _CLAIM, params).first()
+    if row is None:
+        return None
+    return _make_lease(conn, sweep_id, token, *row)
+
+
+def _make_lease(conn: Connection, sweep_id: int, token: str, trial_id: int, number: int, kind: str,
+                params: dict[str, Any], seed: int, attempts: int, expires_at: float) -> Lease:
+    name, spec, max_trials, max_total_cost = _sweep_constants(conn, sweep_id)
+    return Lease(trial_id=trial_id, token=token, sweep_id=sweep_id, sweep_name=name, number=number, kind=kind,
+                 params=dict(params), seed=seed, attempt=attempts, spec=spec, expires_at=float(expires_at),
+                 max_trials=max_trials, max_total_cost=max_total_cost)
+
+
+# A sweep's name, spec and budget never change after it is created: read them once per process.
+_CONSTANTS: dict[tuple[str, int], tuple[str, dict[str, Any], int, float]] = {}
+
+
+def _sweep_constants(conn: Connection, sweep_id: int) -> tuple[str, dict[str, Any], int, float]:
+    key = (conn.engine.url.render_as_string(), sweep_id)
+    if key not in _CONSTANTS:
+        row = conn.execute(select(Sweep.name, Sweep.spec, Sweep.max_trials, Sweep.max_total_cost)
+                           .where(Sweep.id == sweep_id)).one()
+        _CONSTANTS[key] = (row[0], row[1], int(row[2]), float(row[3]))
+    return _CONSTANTS[key]
+
+
+def _suggest_and_lease(engine: Engine, candidate: _Candidate, holder: Holder, propose: Propose,
+                       lease_seconds: float) -> Lease | None:
+    """Lease a new trial proposed by the sweep's searcher, or None when the sweep can take none."""
+    for attempt in range(SUGGEST_TRIES + 1):
+        under_lock = attempt == SUGGEST_TRIES
+        if not under_lock:
+            with Session(engine) as session:
+                sweep = session.get(Sweep, candidate.id)
+                if sweep is None or sweep.status != SWEEP_RUNNING or _budget_spent(session, sweep):
+                    break  # the locked step below finishes a spent sweep
+                seen = _next_number(session, candidate.id)
+                proposal = propose(_sweep_info(sweep), _history(session, candidate.id))
+            if proposal is None:
+                return None
+        with Session(engine) as session, session.begin():
+            sweep = _lock_sweep(session, candidate.id)
+            if not _may_add_trial(session, sweep, holder):
+                return None
+            number = _next_number(session, sweep.id)
+            if under_lock:
+                proposal = propose(_sweep_info(sweep), _history(session, sweep.id))
+                if proposal is None:
+                    return None
+            elif number != seen:
+                continue  # another trial was added since our snapshot: propose again with it pending
+            return _insert_leased(session, sweep, number, proposal, holder, lease_seconds)
+    # The snapshot said the sweep is done or not running: settle it under the lock.
     with Session(engine) as session, session.begin():
-        query = select(Sweep.id).where(Sweep.status == SWEEP_RUNNING).order_by(Sweep.priority.desc(), Sweep.id)
-        if sweep_ids is not None:
-            query = query.where(Sweep.id.in_(list(sweep_ids)))
-        for sweep_id in session.scalars(query).all():
-            lease = _lease_from_sweep(session, _lock_sweep(session, sweep_id), holder, propose, lease_seconds)
-            if lease is not None:
-                return lease
+        _may_add_trial(session, _lock_sweep(session, candidate.id), holder)
     return None
 
 
-def _lease_from_sweep(session: Session, sweep: Sweep, holder: Holder, propose: Propose,
-                      lease_seconds: float) -> Lease | None:
+def _may_add_trial(session: Session, sweep: Sweep, holder: Holder) -> bool:
+    """Under the sweep's lock: running, budget left, under its slot cap, slot not reserved for another."""
     if sweep.status != SWEEP_RUNNING:
-        return None
-    now = _now(session)
-    counts = dict(session.execute(select(Trial.status, func.count()).where(Trial.sweep_id == sweep.id)
-                                  .group_by(Trial.status)).all())
-    active = counts.get(LEASED, 0) + counts.get(RUNNING, 0)
-    if sweep.max_slots and active >= sweep.max_slots:
-        return None
-    token = uuid.uuid4().hex
-    lock = {"status": LEASED, "box": holder.box, "slot": holder.slot, "lock_owner": holder.agent,
-            "lock_token": token, "lock_expires_at": now + lease_seconds, "heartbeat_at": now}
-    queued = session.scalar(select(Trial).where(Trial.sweep_id == sweep.id, Trial.status == QUEUED)
-                            .order_by(Trial.number).limit(1).with_for_update(skip_locked=True))
-    if queued is not None:
-        for key, value in lock.items():
-            setattr(queued, key, value)
-        queued.attempts += 1
-        return _lease(queued, sweep, token)
+        return False
+    active = session.scalar(select(func.count()).where(Trial.sweep_id == sweep.id, Trial.status.in_(ACTIVE)))
     if _budget_spent(session, sweep):
-        if active == 0:
-            _finish_sweep_if_done(session, sweep.id, holder.agent)
-        return None
-    proposal = propose(_sweep_info(sweep), _history(session, sweep.id))
-    if proposal is None:
-        return None
-    number = _next_number(session, sweep.id)
+        if not active:
+            _finish_sweep_if_done(session.connection(), sweep.id, holder.agent)
+        return False
+    if sweep.max_slots and active >= sweep.max_slots:
+        return False
+    reserved_by = slot_reserved_by(session.connection(), holder.box, holder.slot)
+    return reserved_by is None or reserved_by == sweep.owner
+
+
+def _insert_leased(session: Session, sweep: Sweep, number: int, proposal: Proposal, holder: Holder,
+                   lease_seconds: float) -> Lease:
+    token = uuid.uuid4().hex
     row = Trial(sweep_id=sweep.id, number=number, kind=proposal.kind, params=dict(proposal.params),
-                seed=trial_seed(sweep.seed, number), attempts=1, metrics={}, created_at=now,
+                seed=trial_seed(sweep.seed, number), attempts=1, metrics={}, created_at=epoch_now(),
                 predicted_score=_finite(proposal.predicted_score), predicted_cost=_finite(proposal.predicted_cost),
-                **lock)
+                **_lock_values(holder, token, lease_seconds))
     session.add(row)
     session.flush()
-    return _lease(row, sweep, token)
+    session.refresh(row, ["lock_expires_at"])
+    return _make_lease(session.connection(), sweep.id, token, row.id, row.number, row.kind, row.params, row.seed,
+                       row.attempts, row.lock_expires_at)
 
 
 def _finite(value: float | None) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
-def _lease(row: Trial, sweep: Sweep, token: str) -> Lease:
-    return Lease(trial_id=row.id, token=token, sweep_id=sweep.id, sweep_name=sweep.name, number=row.number,
-                 kind=row.kind, params=dict(row.params), seed=row.seed, attempt=row.attempts,
-                 spec=sweep.spec, expires_at=float(row.lock_expires_at or 0.0))
+# --- reservations as the lease sees them ------------------------------------------------------
+
+def slot_owners(reservations: list[tuple[str, int | None]]) -> list[tuple[int, float, str]]:
+    """(first slot, slot count, user) for a box's active reservations given in the order they were
+    made: each takes the next free slot indices; `None` slots takes every slot left."""
+    ranges: list[tuple[int, float, str]] = []
+    cursor = 0
+    for user, slots in reservations:
+        if slots is None:
+            ranges.append((cursor, math.inf, user))
+            break  # it holds everything left; later reservations cover no slot until it ends
+        ranges.append((cursor, slots, user))
+        cursor += slots
+    return ranges
 
 
-def _guarded(lease: Lease):
-    return update(Trial).where(Trial.id == lease.trial_id, Trial.lock_token == lease.token,
-                               Trial.status.in_(ACTIVE))
+def _reserved_by(ranges: list[tuple[int, float, str]], slot: int) -> str | None:
+    return next((user for first, count, user in ranges if first <= slot < first + count), None)
 
+
+def slot_reserved_by(conn: Connection, box: str, slot: int) -> str | None:
+    """The user whose active reservation covers (box, slot) now, if any."""
+    rows = conn.execute(select(Reservation.user, Reservation.slots)
+                        .where(Reservation.box == box, Reservation.until > epoch_now(),
+                               Reservation.starts_at <= epoch_now())
+                        .order_by(Reservation.id)).all()
+    return _reserved_by(slot_owners([(user, slots) for user, slots in rows]), slot) if rows else None
+
+
+# --- a leased trial's transitions -------------------------------------------------------------
 
 def start_trial(engine: Engine, lease: Lease) -> bool:
     """leased -> running, when the worker process is up. False: the lease is lost."""
-    with Session(engine) as session, session.begin():
-        return session.execute(_guarded(lease).values(status=RUNNING, started_at=epoch_now())).rowcount == 1
+    with _statements(engine) as (conn, _):
+        return conn.execute(_START, _guard(lease)).rowcount == 1
 
 
 def heartbeat_trial(engine: Engine, lease: Lease, lease_seconds: float,
                     metrics: dict[str, Any] | None = None) -> bool:
-    """Extend the lease (and store live metrics). False: the lease is lost, stop the worker."""
-    values: dict[str, Any] = {"lock_expires_at": epoch_now() + lease_seconds, "heartbeat_at": epoch_now()}
-    if metrics is not None:
-        values["metrics"] = metrics
-    with Session(engine) as session, session.begin():
-        return session.execute(_guarded(lease).values(**values)).rowcount == 1
+    """Extend the lease (and store live metrics). False: the lease is lost, stop the worker.
+
+    A lease past its expiry that no reaper has taken yet is still this holder's: the token is
+    the only authority, so an agent back from a database outage re-attaches to its trials.
+    """
+    params = {**_guard(lease), "b_lease_seconds": lease_seconds}
+    with _statements(engine) as (conn, _):
+        if metrics is None:
+            return conn.execute(_BEAT, params).rowcount == 1
+        return conn.execute(_BEAT_METRICS, {**params, "b_metrics": metrics}).rowcount == 1
 
 
 def finish_trial(engine: Engine, lease: Lease, score: float, cost: float, *, score_stderr: float | None = None,
                  truncated: bool = False, metrics: dict[str, Any] | None = None) -> bool:
     """running -> succeeded with its result. False: the lease was lost and the result dropped."""
-    with Session(engine) as session, session.begin():
-        done = session.execute(_guarded(lease).values(
-            status=SUCCEEDED, score=score, cost=cost, score_stderr=_finite(score_stderr), truncated=truncated,
-            metrics=metrics or {}, finished_at=epoch_now(), lock_expires_at=None)).rowcount == 1
-        if done:
-            _finish_sweep_if_done(session, lease.sweep_id, "agent")
-        return done
+    with _statements(engine) as (conn, autocommit):
+        done = conn.execute(_FINISH, {**_guard(lease), "b_score": score, "b_cost": cost,
+                                      "b_stderr": _finite(score_stderr), "b_truncated": truncated,
+                                      "b_metrics": metrics or {}}).rowcount == 1
+        if not done or not (lease.max_trials or lease.max_total_cost):
+            return done  # a sweep without a budget never finishes by itself
+        if not autocommit:
+            _finish_sweep_if_done(conn, lease.sweep_id, "agent")
+            return done
+    # After our result is committed: of two last trials finishing at once, the second to take the
+    # sweep's lock sees both results and finishes the sweep.
+    with engine.begin() as conn:
+        _finish_sweep_if_done(conn, lease.sweep_id, "agent")
+    return done
 
 
 def fail_trial(engine: Engine, lease: Lease, reason: str, category: str, *, cost: float | None = None,
                metrics: dict[str, Any] | None = None) -> str | None:
     """A trial ended without a result. Infrastructure causes re-queue it once; setup errors pause
-    the sweep. Returns the trial's new status, or None when the lease was already lost."""
+    the sweep, and so do the sweep's first SETUP_CHECK_TRIALS trials all failing within
+    SETUP_FAST_SECONDS. Returns the trial's new status, or None when the lease was already lost."""
     if category not in (INFRA, HYPERPARAMETER, SETUP):
         raise ValueError(f"unknown failure category '{category}'")
     with Session(engine) as session, session.begin():
@@ -467,12 +776,36 @@ def fail_trial(engine: Engine, lease: Lease, reason: str, category: str, *, cost
         now, actor = _now(session), row.lock_owner or "agent"
         status = _fail_row(session, row, reason, category, now, actor, cost=cost, metrics=metrics)
         if category == SETUP:
-            sweep = _lock_sweep(session, row.sweep_id)
-            if sweep.status == SWEEP_RUNNING:
-                sweep.status, sweep.status_reason = SWEEP_PAUSED, f"trial {row.number}: {reason}"
-                _event(session, now, actor, "sweep_paused", sweep.status_reason, sweep_id=sweep.id)
-        _finish_sweep_if_done(session, row.sweep_id, actor)
+            _pause(session, row.sweep_id, f"trial {row.number}: {reason}", now, actor)
+        elif category == HYPERPARAMETER and row.number <= SETUP_CHECK_TRIALS:
+            _pause_if_setup_broken(session, row.sweep_id, now, actor)
+        session.flush()
+        _finish_sweep_if_done(session.connection(), row.sweep_id, actor)
         return status
+
+
+def _pause(session: Session, sweep_id: int, reason: str, now: float, actor: str) -> None:
+    sweep = _lock_sweep(session, sweep_id)
+    if sweep.status == SWEEP_RUNNING:
+        sweep.status, sweep.status_reason = SWEEP_PAUSED, reason
+        _event(session, now, actor, "sweep_paused", reason, sweep_id=sweep.id)
+
+
+def _pause_if_setup_broken(session: Session, sweep_id: int, now: float, actor: str) -> None:
+    """The first trials all failing within seconds says the setup is broken (a wrong path, a
+    missing dependency that only bites at run time), not that those configs are bad: pause the
+    sweep, and keep those failures away from the searcher (re-labelled setup failures)."""
+    first = session.scalars(select(Trial).where(Trial.sweep_id == sweep_id)
+                            .order_by(Trial.number).limit(SETUP_CHECK_TRIALS)).all()
+    if len(first) < SETUP_CHECK_TRIALS or not all(
+            t.status == FAILED and t.cost is not None and t.cost < SETUP_FAST_SECONDS for t in first):
+        return
+    for trial in first:
+        trial.failure_category = SETUP
+    last = (first[-1].failure_reason or "").splitlines()[0][:200] if first[-1].failure_reason else ""
+    _pause(session, sweep_id, f"broken setup? the first {SETUP_CHECK_TRIALS} trials all failed within "
+                              f"{SETUP_FAST_SECONDS:g} s (last: {last}); fix it, then `sweepd retry SWEEP --failed`",
+           now, actor)
 
 
 def _fail_row(session: Session, row: Trial, reason: str, category: str, now: float, actor: str, *,
@@ -492,25 +825,39 @@ def _fail_row(session: Session, row: Trial, reason: str, category: str, now: flo
     return row.status
 
 
-def _finish_sweep_if_done(session: Session, sweep_id: int, actor: str) -> None:
-    sweep = _lock_sweep(session, sweep_id)
-    if sweep.status != SWEEP_RUNNING:
+def _finish_sweep_if_done(conn: Connection, sweep_id: int, actor: str) -> None:
+    """Mark the sweep finished when its budget is spent and no trial is open.
+
+    A cheap unlocked look first (the trial count is the highest number: numbers are dense), so
+    that finishing a trial locks the sweep's row only when its budget may be spent.
+    """
+    status, max_trials, max_total_cost, made = conn.execute(
+        select(Sweep.status, Sweep.max_trials, Sweep.max_total_cost,
+               select(func.coalesce(func.max(Trial.number), 0)).where(Trial.sweep_id == sweep_id).scalar_subquery())
+        .where(Sweep.id == sweep_id)).one()
+    if status != SWEEP_RUNNING or not (max_total_cost or (max_trials and made >= max_trials)):
         return
-    open_count = session.scalar(select(func.count()).where(Trial.sweep_id == sweep_id, Trial.status.in_(OPEN)))
-    if open_count:
+    status = conn.scalar(select(Sweep.status).where(Sweep.id == sweep_id).with_for_update())
+    if status != SWEEP_RUNNING:
         return
-    if _budget_spent(session, sweep):
-        now = _now(session)
-        sweep.status, sweep.finished_at = SWEEP_FINISHED, now
-        _event(session, now, actor, "sweep_finished", "budget spent", sweep_id=sweep_id)
+    if conn.scalar(select(Trial.id).where(Trial.sweep_id == sweep_id, Trial.status.in_(OPEN)).limit(1)):
+        return
+    spent = conn.scalar(select(func.coalesce(func.sum(Trial.cost), 0.0)).where(Trial.sweep_id == sweep_id))
+    if (max_trials and made >= max_trials) or (max_total_cost and float(spent) >= max_total_cost):
+        now = float(conn.scalar(select(epoch_now())))
+        conn.execute(update(Sweep).where(Sweep.id == sweep_id).values(status=SWEEP_FINISHED, finished_at=now))
+        conn.execute(Event.__table__.insert().values(at=now, actor=actor, kind="sweep_finished",
+                                                     detail="budget spent", sweep_id=sweep_id))
 
 
 def _budget_spent(session: Session, sweep: Sweep) -> bool:
     """No new trial may start: max_trials made, or max_total_cost spent."""
-    total, spent = session.execute(select(func.count(), func.coalesce(func.sum(Trial.cost), 0.0))
-                                   .where(Trial.sweep_id == sweep.id)).one()
-    return bool((sweep.max_trials and total >= sweep.max_trials)
-                or (sweep.max_total_cost and float(spent) >= sweep.max_total_cost))
+    if sweep.max_trials and _next_number(session, sweep.id) > sweep.max_trials:
+        return True
+    if not sweep.max_total_cost:
+        return False
+    spent = session.scalar(select(func.coalesce(func.sum(Trial.cost), 0.0)).where(Trial.sweep_id == sweep.id))
+    return float(spent) >= sweep.max_total_cost
 
 
 def reap_expired(engine: Engine, actor: str) -> list[int]:
@@ -522,9 +869,44 @@ def reap_expired(engine: Engine, actor: str) -> list[int]:
         for row in rows:
             _fail_row(session, row, f"lease expired (holder {row.lock_owner} on {row.box} stopped heartbeating)",
                       INFRA, now, actor)
+        session.flush()
         for sweep_id in {r.sweep_id for r in rows}:
-            _finish_sweep_if_done(session, sweep_id, actor)
+            _finish_sweep_if_done(session.connection(), sweep_id, actor)
         return [r.id for r in rows]
+
+
+@dataclass(frozen=True)
+class Retried:
+    """What `retry_sweep` did."""
+
+    sweep: SweepInfo
+    requeued: tuple[int, ...]   # trial numbers
+    resumed: bool
+
+
+def retry_sweep(engine: Engine, ref: str | int, actor: str, *, failed: bool = False) -> Retried:
+    """Re-queue a sweep's abandoned trials (with `failed`, its failed ones too) as fresh attempts,
+    and set the sweep running again if it was paused or finished."""
+    statuses = (ABANDONED, FAILED) if failed else (ABANDONED,)
+    with Session(engine) as session, session.begin():
+        sweep = _find_sweep(session, ref)
+        sweep = _lock_sweep(session, sweep.id)
+        now = _now(session)
+        rows = session.scalars(select(Trial).where(Trial.sweep_id == sweep.id, Trial.status.in_(statuses))
+                               .order_by(Trial.number).with_for_update()).all()
+        for row in rows:
+            row.status, row.attempts, row.cost, row.score, row.finished_at, row.started_at = (
+                QUEUED, 0, None, None, None, None)
+            row.box, row.slot, row.lock_owner = None, None, None
+        resumed = sweep.status in (SWEEP_PAUSED, SWEEP_FINISHED) or (sweep.status == SWEEP_STOPPED and bool(rows))
+        if resumed:
+            sweep.status, sweep.status_reason, sweep.finished_at = SWEEP_RUNNING, None, None
+        numbers = tuple(r.number for r in rows)
+        _event(session, now, actor, "sweep_retried",
+               f"re-queued {len(rows)} trial(s)" + (f" {list(numbers)}" if numbers else "")
+               + ("; resumed" if resumed else ""), sweep_id=sweep.id)
+        session.flush()
+        return Retried(sweep=_sweep_info(sweep), requeued=numbers, resumed=resumed)
 
 
 # --- boxes and events -------------------------------------------------------------------------

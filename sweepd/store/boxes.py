@@ -1,0 +1,240 @@
+"""Boxes and who may use them: reservations, the slot map `sweepd boxes` prints, the audit log.
+
+A reservation gives a user some slots of a box for a while. Active reservations on a box take
+its slot indices in the order they were made (the first reservation of 2 slots holds slots 0-1,
+the next one of 1 slot holds slot 2; `slots` None takes every remaining slot), so an agent asking
+for work on (box, slot) learns in one small query whose trials it may start there
+(`slot_reserved_by`, called inside the lease transaction).
+
+Nobody takes a reserved box by accident: reserving slots another user holds, or releasing
+another user's reservation, needs `force` and a note, and leaves a `reservation_forced` event
+naming who took what from whom and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from sweepd.store.db import epoch_now
+from sweepd.store.models import ACTIVE, Box, Event, Reservation, Sweep, Trial
+from sweepd.store.queue import NotFound, _event, _now, _reserved_by, slot_owners
+
+
+class ReservationConflict(ValueError):
+    """The slots asked for are reserved by someone else; `holders` names them."""
+
+    def __init__(self, box: str, holders: list[ReservationInfo], message: str) -> None:
+        super().__init__(message)
+        self.box, self.holders = box, holders
+
+
+@dataclass(frozen=True)
+class ReservationInfo:
+    id: int
+    box: str
+    user: str
+    slots: int | None      # None: every slot of the box
+    starts_at: float
+    until: float
+    note: str | None
+
+
+@dataclass(frozen=True)
+class SlotView:
+    """One slot of a box now: the trial in it (if any) and the reservation covering it (if any)."""
+
+    slot: int
+    user: str | None            # the owner of the sweep whose trial runs here
+    sweep: str | None
+    trial: int | None           # the trial's number in its sweep
+    trial_id: int | None
+    status: str | None          # leased | running
+    since: float | None         # when the trial started (or was leased), DB clock
+    reserved_by: str | None
+    reserved_until: float | None
+
+
+@dataclass(frozen=True)
+class BoxStatus:
+    """A box as `sweepd boxes` shows it."""
+
+    name: str
+    slots: int
+    device: str
+    owner: str
+    agent: str | None
+    state: str
+    last_seen: float
+    seen_ago: float
+    slot_views: tuple[SlotView, ...]
+    reservations: tuple[ReservationInfo, ...]
+
+
+def _info(row: Reservation) -> ReservationInfo:
+    return ReservationInfo(id=row.id, box=row.box, user=row.user, slots=row.slots, starts_at=row.starts_at,
+                           until=row.until, note=row.note)
+
+
+def _active(session: Session, box: str, now: float) -> list[Reservation]:
+    return list(session.scalars(select(Reservation).where(Reservation.box == box, Reservation.until > now,
+                                                          Reservation.starts_at <= now)
+                                .order_by(Reservation.id).with_for_update()))
+
+
+def _find_box(session: Session, name: str) -> Box:
+    row = session.scalar(select(Box).where(Box.name == name))
+    if row is None:
+        names = session.scalars(select(Box.name).order_by(Box.name)).all()
+        raise NotFound(f"no box '{name}' (a box appears when `sweepd agent` first runs on it)"
+                       + (f"; known: {', '.join(names)}" if names else ""))
+    return row
+
+
+def _describe(row: Reservation | ReservationInfo) -> str:
+    slots = "all slots" if row.slots is None else f"{row.slots} slot(s)"
+    return f"{row.user} ({slots}" + (f": {row.note}" if row.note else "") + ")"
+
+
+def reserve_box(engine: Engine, box: str, user: str, seconds: float, *, slots: int | None = None,
+                note: str = "", force: bool = False) -> ReservationInfo:
+    """Reserve `slots` (None: all) of `box` for `user` for `seconds` from now.
+
+    The user's own earlier reservation of the box is replaced. Slots held by another user's
+    reservation raise ReservationConflict unless `force`, which ends those reservations and records
+    who took the box from whom and why (`note`, required with `force`).
+    """
+    if seconds <= 0:
+        raise ValueError(f"a reservation must last more than 0 s, got {seconds:g} s")
+    if force and not note.strip():
+        raise ValueError("taking a box reserved by someone else needs a reason: add --note '...'")
+    with Session(engine) as session, session.begin():
+        now = _now(session)
+        row = _find_box(session, box)
+        if slots is not None and not 1 <= slots <= row.slots:
+            raise ValueError(f"box {box} has {row.slots} slot(s); cannot reserve {slots}")
+        active = _active(session, box, now)
+        mine = [r for r in active if r.user == user]
+        others = [r for r in active if r.user != user]
+        wanted = row.slots if slots is None else slots
+        held = sum(row.slots if r.slots is None else r.slots for r in others)
+        if others and held + wanted > row.slots:
+            if not force:
+                holders = "; ".join(f"{_describe(r)} until {_clock(r.until)}" for r in others)
+                raise ReservationConflict(box, [_info(r) for r in others],
+                                          f"box {box} is reserved by {holders}: ask them, or take it with "
+                                          f"--force --note 'why'")
+            for other in others:
+                other.until = now
+                _event(session, now, user, "reservation_forced",
+                       f"{user} took {box} from {_describe(other)}: {note}", box=box)
+        for old in mine:
+            old.until = now  # a new reservation by the same user replaces the old one
+        new = Reservation(box=box, user=user, slots=slots, starts_at=now, until=now + seconds, note=note or None)
+        session.add(new)
+        session.flush()
+        what = f"{'all' if slots is None else slots} slot(s) for {seconds / 3600:.3g} h"
+        _event(session, now, user, "box_reserved", what + (f": {note}" if note else ""), box=box)
+        return _info(new)
+
+
+def release_box(engine: Engine, box: str, user: str, *, force: bool = False, note: str = "") -> list[ReservationInfo]:
+    """End `user`'s reservations of `box` now; with `force`, everyone's (recorded with `note`)."""
+    if force and not note.strip():
+        raise ValueError("releasing someone else's reservation needs a reason: add --note '...'")
+    with Session(engine) as session, session.begin():
+        now = _now(session)
+        _find_box(session, box)
+        active = _active(session, box, now)
+        ending = [r for r in active if r.user == user or force]
+        if not ending:
+            holders = ", ".join(_describe(r) for r in active)
+            raise ValueError(f"{user} holds no reservation of box {box}"
+                             + (f" (held by {holders}; --force --note 'why' to end theirs)" if holders else ""))
+        for row in ending:
+            row.until = now
+            if row.user == user:
+                _event(session, now, user, "box_released", _describe(row), box=box)
+            else:
+                _event(session, now, user, "reservation_forced",
+                       f"{user} released {_describe(row)} on {box}: {note}", box=box)
+        return [_info(r) for r in ending]
+
+
+def list_reservations(engine: Engine, box: str | None = None) -> list[ReservationInfo]:
+    """Reservations that have not ended yet (active or future), oldest first."""
+    with Session(engine) as session:
+        query = select(Reservation).where(Reservation.until > epoch_now()).order_by(Reservation.id)
+        if box is not None:
+            query = query.where(Reservation.box == box)
+        return [_info(r) for r in session.scalars(query)]
+
+
+def box_status(engine: Engine) -> list[BoxStatus]:
+    """Every box, each slot's holder (user, sweep, trial, since) and reservation, and its last heartbeat."""
+    with Session(engine) as session:
+        now = _now(session)
+        boxes = session.scalars(select(Box).order_by(Box.name)).all()
+        held = session.execute(
+            select(Trial.box, Trial.slot, Trial.id, Trial.number, Trial.status, Trial.started_at, Trial.heartbeat_at,
+                   Sweep.name, Sweep.owner)
+            .join(Sweep, Sweep.id == Trial.sweep_id).where(Trial.status.in_(ACTIVE))).all()
+        reservations = session.scalars(select(Reservation).where(Reservation.until > now)
+                                       .order_by(Reservation.id)).all()
+    by_slot = {(r.box, r.slot): r for r in held}
+    out = []
+    for box in boxes:
+        mine = [r for r in reservations if r.box == box.name]
+        ranges = slot_owners([(r.user, r.slots) for r in mine if r.starts_at <= now])
+        until = {r.user: r.until for r in mine}
+        views = []
+        for slot in range(box.slots):
+            trial = by_slot.get((box.name, slot))
+            user = _reserved_by(ranges, slot)
+            views.append(SlotView(
+                slot=slot, user=trial.owner if trial else None, sweep=trial.name if trial else None,
+                trial=trial.number if trial else None, trial_id=trial.id if trial else None,
+                status=trial.status if trial else None,
+                since=(trial.started_at or trial.heartbeat_at) if trial else None,
+                reserved_by=user, reserved_until=until.get(user) if user else None))
+        out.append(BoxStatus(name=box.name, slots=box.slots, device=box.device, owner=box.owner, agent=box.agent,
+                             state=box.state, last_seen=box.last_seen, seen_ago=now - box.last_seen,
+                             slot_views=tuple(views), reservations=tuple(_info(r) for r in mine)))
+    return out
+
+
+@dataclass(frozen=True)
+class EventInfo:
+    id: int
+    at: float
+    actor: str
+    kind: str
+    box: str | None
+    sweep_id: int | None
+    trial_id: int | None
+    detail: str | None
+
+
+def events(engine: Engine, limit: int = 50, *, box: str | None = None, sweep_id: int | None = None,
+           kind: str | None = None) -> list[EventInfo]:
+    """The newest `limit` events of the audit log, oldest first, optionally for one box, sweep or kind."""
+    with Session(engine) as session:
+        query = select(Event).order_by(Event.id.desc()).limit(limit)
+        if box is not None:
+            query = query.where(Event.box == box)
+        if sweep_id is not None:
+            query = query.where(Event.sweep_id == sweep_id)
+        if kind is not None:
+            query = query.where(Event.kind == kind)
+        rows = session.scalars(query).all()
+        return [EventInfo(id=r.id, at=r.at, actor=r.actor, kind=r.kind, box=r.box, sweep_id=r.sweep_id,
+                          trial_id=r.trial_id, detail=r.detail) for r in reversed(rows)]
+
+
+def _clock(epoch: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch))
+
