@@ -1,0 +1,185 @@
+"""What an env family is: PufferLib's own settings for one env, CPU-sized defaults over them, and
+how to build the vectorized env and the policy for a trial.
+
+Settings are resolved in three layers, later wins:
+1. PufferLib's config files for the env (`pufferlib/config/default.ini` + the env's ini), read by
+   PufferLib's own `pufferl.load_config`, so every key PufferLib's trainer reads has its default;
+2. the family's `defaults` (sized for a 2-core CPU box: one in-process env, small batches);
+3. the trial config `{"train": {...}, "env": {...}, "policy": {...}}` (optionally `"vec"`).
+
+Trial keys are checked: a `train` key PufferLib's trainer does not know, or an `env` key the env's
+constructor does not take, raises `ConfigKeyError` before anything is built. One `policy` key is
+sweepd's own: `rnn = false` drops PufferLib's LSTM wrapper. The LSTM's sizes follow the policy's
+`hidden_size` (PufferLib's policies decode the LSTM output with layers of that width).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import inspect
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar
+
+import torch
+
+SECTIONS = ("train", "env", "policy", "vec")
+# Keys sweepd sets itself from the trial, never from the config.
+_MANAGED_TRAIN_KEYS = ("device", "seed", "data_dir", "env")
+
+
+class ConfigKeyError(KeyError):
+    """A trial config names a key that the env family or PufferLib does not take."""
+
+    def __init__(self, family: str, section: str, key: str, known: list[str]) -> None:
+        self.family, self.section, self.key, self.known = family, section, key, known
+        super().__init__(key)
+
+    def __str__(self) -> str:
+        known = ", ".join(self.known) if self.known else "none"
+        return f"env '{self.family}': unknown {self.section} key '{self.key}' (known: {known})"
+
+
+@contextlib.contextmanager
+def _bare_argv() -> Iterator[None]:
+    """PufferLib's load_config parses sys.argv; give it none of the worker's arguments."""
+    saved = sys.argv
+    sys.argv = [saved[0] if saved else "sweepd"]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def puffer_config(puffer_env: str) -> dict[str, Any]:
+    """PufferLib's resolved config for `puffer_env` (default.ini + the env's ini), as a plain dict."""
+    import signal
+
+    default_sigint = signal.getsignal(signal.SIGINT)
+    from pufferlib import pufferl
+
+    # Importing pufferl installs a SIGINT handler that exits 0, which would hide an interrupted
+    # trial as a success: put back whatever handler the process had.
+    signal.signal(signal.SIGINT, default_sigint)
+    with _bare_argv():
+        args = pufferl.load_config(puffer_env)
+    return {k: (dict(v) if isinstance(v, dict) else v) for k, v in args.items()}
+
+
+def _overlay(args: dict[str, Any], layer: Mapping[str, Mapping[str, Any]]) -> None:
+    for section, values in layer.items():
+        args.setdefault(section, {}).update(values)
+
+
+def _accepted_kwargs(fn: Callable[..., Any]) -> list[str] | None:
+    """Keyword names `fn` takes, or None when it takes **kwargs (anything goes)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.name not in ("self", "buf", "seed", "render_mode")]
+
+
+class EnvFamily:
+    """One environment family backed by PufferLib.
+
+    Subclasses set `puffer_env` (the name PufferLib's config files know), `defaults`, `score_key`
+    (the key of PufferLib's episode logs that is the episodic score) and may override
+    `env_creator`, `make_vecenv` and `make_policy`.
+    """
+
+    puffer_env: str = ""
+    score_key: str = "score"
+    defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    # Env settings for evaluation only: C envs log episode stats every `report_interval` steps;
+    # evaluation wants them as soon as episodes end.
+    eval_env: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+    # -- settings ---------------------------------------------------------------------------------
+
+    def resolve(self, config: Mapping[str, Mapping[str, Any]], *, device: str = "cpu",
+                seed: int = 0, data_dir: str = "experiments") -> dict[str, Any]:
+        """PufferLib-shaped settings (base keys + train/env/vec/policy/rnn) for one trial."""
+        args = puffer_config(self.puffer_env)
+        for section in (*SECTIONS, "rnn"):  # an empty ini section leaves no key behind
+            args.setdefault(section, {})
+        _overlay(args, copy.deepcopy(dict(self.defaults)))
+        self._check_keys(config, args)
+        for section in SECTIONS:
+            values = dict(config.get(section) or {})
+            if section == "policy":
+                self._apply_rnn(args, values)
+            args.setdefault(section, {}).update(values)
+        train = args["train"]
+        train.update(device=device, seed=seed, data_dir=data_dir, env=self.puffer_env)
+        train["use_rnn"] = args.get("rnn_name") is not None
+        if args.get("rnn_name") is not None and "hidden_size" in args["policy"]:
+            # The LSTM reads the policy's encoding and its output goes to the policy's decoder.
+            size = args["policy"]["hidden_size"]
+            args.setdefault("rnn", {}).update(input_size=size, hidden_size=size)
+        args["vec"]["seed"] = seed
+        return args
+
+    def _apply_rnn(self, args: dict[str, Any], policy: dict[str, Any]) -> None:
+        if "rnn" in policy and not policy.pop("rnn"):
+            args["rnn_name"] = None
+
+    def _check_keys(self, config: Mapping[str, Mapping[str, Any]], args: dict[str, Any]) -> None:
+        for section in config:
+            if section not in SECTIONS:
+                raise ConfigKeyError(self.name, "config", section, list(SECTIONS))
+        train_known = sorted(k for k in args["train"] if k not in _MANAGED_TRAIN_KEYS)
+        for key in config.get("train") or {}:
+            if key not in train_known:
+                raise ConfigKeyError(self.name, "train", key, train_known)
+        env_known = _accepted_kwargs(self.env_creator())
+        if env_known is not None:
+            for key in config.get("env") or {}:
+                if key not in env_known and key not in self.defaults.get("env", {}):
+                    raise ConfigKeyError(self.name, "env", key, sorted(env_known))
+
+    # -- construction -----------------------------------------------------------------------------
+
+    def env_creator(self) -> Callable[..., Any]:
+        """The callable that makes one (possibly many-agent) env from the `env` settings."""
+        import pufferlib.ocean
+
+        return pufferlib.ocean.env_creator(self.puffer_env)
+
+    def env_kwargs(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Keyword arguments for `env_creator()` from the resolved settings."""
+        return dict(args["env"])
+
+    def make_vecenv(self, args: Mapping[str, Any], *, seed: int, evaluation: bool = False,
+                    episodes: int = 1) -> Any:
+        """The vectorized env for training, or with `evaluation` one to play `episodes` episodes
+        with the final policy: the same env settings, stepped in-process."""
+        import pufferlib.vector
+
+        kwargs = self.env_kwargs(args)
+        if evaluation:
+            kwargs.update(self.eval_env)
+            vec = {"backend": "Serial", "num_envs": self.eval_num_envs(args, episodes)}
+        else:
+            vec = dict(args["vec"])
+        vec["seed"] = seed
+        return pufferlib.vector.make(self.env_creator(), env_kwargs=kwargs, **vec)
+
+    def eval_num_envs(self, args: Mapping[str, Any], episodes: int) -> int:
+        """Envs stepped together in evaluation: one, for C envs that hold many agents."""
+        return 1
+
+    def make_policy(self, args: Mapping[str, Any], vecenv: Any) -> torch.nn.Module:
+        """PufferLib's policy (wrapped in its LSTM unless `rnn = false`) on the trial's device."""
+        from pufferlib import pufferl
+
+        return pufferl.load_policy(args, vecenv)
