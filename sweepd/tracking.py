@@ -117,6 +117,7 @@ class WandbTracker:
         self.batch: list[int] = []
         self.deadline = math.inf
         self.failures = 0
+        self.batches = 0
         self.command = [sys.executable, "-m", "sweepd.tracking"]  # what runs a batch (tests swap it)
 
     def trial_ended(self, trial_id: int) -> None:
@@ -147,7 +148,7 @@ class WandbTracker:
                     time.sleep(0.1)
         except KeyboardInterrupt:
             self._kill("interrupted")
-        if self.mode == "offline" and self.failures == 0:
+        if self.mode == "offline" and self.batches and not self.failures:
             self.log(f"wandb: offline runs in {self.directory / 'wandb'}; upload with `wandb sync --sync-all`")
 
     def _start(self) -> None:
@@ -165,6 +166,7 @@ class WandbTracker:
             self.proc.stdin.write(json.dumps(job).encode())  # ids only: far below a pipe's buffer
             self.proc.stdin.close()
         self.deadline = time.monotonic() + self.timeout
+        self.batches += 1
 
     def _reap(self) -> bool:
         """True when no batch is running any more."""
