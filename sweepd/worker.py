@@ -431,6 +431,7 @@ def run_puffer(trial: Trial, events: EventWriter, clock: CostClock) -> None:
     next_progress = time.time() + progress_every
     epoch_seconds = 0.0
     rollout_seconds, rollout_steps = 0.0, 0
+    last_progress_step = -1
     truncated = False
     try:
         while trainer.global_step < total_timesteps:
@@ -450,14 +451,15 @@ def run_puffer(trial: Trial, events: EventWriter, clock: CostClock) -> None:
             estimate.seconds_per_agent_step = rollout_seconds / max(rollout_steps, 1)
             if time.time() >= next_progress:
                 next_progress = time.time() + progress_every
-                _emit_progress(events, trainer.global_step, curve, clock)
+                last_progress_step = _emit_progress(events, trainer.global_step, curve, clock)
     except torch.OutOfMemoryError as exc:
         raise TrialFailed("hyperparameter", f"CUDA out of memory at step {trainer.global_step}: {exc}") from exc
     finally:
         curve.add_stats(trainer.stats)  # logs gathered since PufferLib's last mean_and_log
         trainer.stats.clear()
         trainer.vecenv.close()
-    _emit_progress(events, trainer.global_step, curve, clock)
+    if trainer.global_step != last_progress_step:
+        _emit_progress(events, trainer.global_step, curve, clock)
     train_seconds = time.time() - train_start
 
     eval_start = time.time()
@@ -483,10 +485,12 @@ def run_puffer(trial: Trial, events: EventWriter, clock: CostClock) -> None:
                 checkpoint=str(checkpoint))
 
 
-def _emit_progress(events: EventWriter, step: int, curve: EpisodeLog, clock: CostClock) -> None:
+def _emit_progress(events: EventWriter, step: int, curve: EpisodeLog, clock: CostClock) -> int:
+    """Emit a learning-curve point (once an episode has been logged); returns the step."""
     score = curve.take_window()
     if score is not None:
         events.emit("progress", step=int(step), score=score, elapsed=clock.elapsed())
+    return step
 
 
 def evaluate_policy(family: Any, args: Mapping[str, Any], policy: Any, seeds: list[int], episodes: int,
