@@ -100,7 +100,8 @@ def main() -> None:
         url = args.db or f"sqlite:///{Path(tmp) / 'bench.db'}"
         engine = db.open_store(url)
         start = time.perf_counter()
-        sweep = queue.create_sweep(engine, SPEC, owner="bench")
+        spec = {**SPEC, "settings": {**SPEC["settings"], "max_trials": args.trials}}  # finished once imported
+        sweep = queue.create_sweep(engine, spec, owner="bench")
         queue.import_trials(engine, sweep.id, synthetic_results(args.trials, args.curve_points))
         print(f"built sweep {sweep.name}: {args.trials} trials with {args.curve_points}-point curves "
               f"in {time.perf_counter() - start:.1f} s ({url.split(':', 1)[0]})")

@@ -32,7 +32,7 @@ def sweepd(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_sweeps_lists_counts_best_score_and_cost_spent(served):
     (row,) = get(served.url + "api/sweeps")
-    assert (row["name"], row["owner"], row["env"]) == (served.sweep.name, "alice", "snake")
+    assert (row["name"], row["owner"], row["env"], row["status"]) == (served.sweep.name, "alice", "snake", "finished")
     assert (row["trials"], row["succeeded"], row["failed"], row["running"]) == (12, 10, 2, 0)
     assert row["best_score"] == 9.0
     assert row["cost_spent"] == pytest.approx(10 + 3 + 30 + 95 + 11 + 20 + 40 + 8 + 12 + 4 + 70 + 1)
@@ -109,10 +109,17 @@ def test_every_asset_the_page_names_is_served(served):
     assert "http" not in re.sub(r'href="#[^"]*"', "", html).replace("http-equiv", "")  # nothing from a CDN
 
 
+def running_copy(engine, sweep: queue.SweepInfo) -> queue.SweepInfo:
+    """A second sweep like `sweep` without a trial budget: it takes work (the fixture's is finished)."""
+    spec = {**sweep.spec, "settings": {**sweep.spec["settings"], "max_trials": 0}}
+    return queue.create_sweep(engine, spec, owner="alice", name=f"{sweep.name}-more")
+
+
 def test_boxes_show_slot_holders_and_reservations(served):
     engine = db.open_store(served.db_url)
+    sweep = running_copy(engine, served.sweep)
     holder = queue.Holder(agent="gpu-box-1:1:abc", box="gpu-box-1", slot=1, user="alice")
-    queue.enqueue_trial(engine, served.sweep.id, {"train.learning_rate": 0.01, "train.total_timesteps": 10_000})
+    queue.enqueue_trial(engine, sweep.id, {"train.learning_rate": 0.01, "train.total_timesteps": 10_000})
     lease = queue.lease_trial(engine, holder, lambda sweep, history: None)
     assert lease is not None
     with Session(engine) as session, session.begin():
@@ -121,13 +128,14 @@ def test_boxes_show_slot_holders_and_reservations(served):
     (box,) = get(served.url + "api/boxes")
     assert (box["name"], box["slots"], box["device"]) == ("gpu-box-1", 2, "cuda")
     (held,) = box["holders"]
-    assert (held["slot"], held["sweep"], held["number"], held["status"]) == (1, served.sweep.name, 13, "leased")
+    assert (held["slot"], held["sweep"], held["number"], held["status"]) == (1, sweep.name, 1, "leased")
     assert [(r["user"], r["note"]) for r in box["reservations"]] == [("bob", "paper deadline")]
 
 
 def test_version_changes_when_a_trial_starts_or_finishes(review_sweep):
-    url, sweep = review_sweep
+    url, finished = review_sweep
     engine = db.open_store(url)
+    sweep = running_copy(engine, finished)
     before = review.sweep_version(engine, sweep.id)
     queue.enqueue_trial(engine, sweep.id, {"train.learning_rate": 0.02, "train.total_timesteps": 1_000})
     queued = review.sweep_version(engine, sweep.id)
