@@ -616,17 +616,18 @@ def _make_lease(conn: Connection, sweep_id: int, token: str, trial_id: int, numb
                  max_trials=max_trials, max_total_cost=max_total_cost)
 
 
-# A sweep's name, spec and budget never change after it is created: read them once per process.
-_CONSTANTS: dict[tuple[str, int], tuple[str, dict[str, Any], int, float]] = {}
+# A sweep's name, spec and budget never change after it is created: read them once per engine.
+_CONSTANTS: weakref.WeakKeyDictionary[Engine, dict[int, tuple[str, dict[str, Any], int, float]]]
+_CONSTANTS = weakref.WeakKeyDictionary()
 
 
 def _sweep_constants(conn: Connection, sweep_id: int) -> tuple[str, dict[str, Any], int, float]:
-    key = (conn.engine.url.render_as_string(), sweep_id)
-    if key not in _CONSTANTS:
+    known = _CONSTANTS.setdefault(conn.engine, {})
+    if sweep_id not in known:
         row = conn.execute(select(Sweep.name, Sweep.spec, Sweep.max_trials, Sweep.max_total_cost)
                            .where(Sweep.id == sweep_id)).one()
-        _CONSTANTS[key] = (row[0], row[1], int(row[2]), float(row[3]))
-    return _CONSTANTS[key]
+        known[sweep_id] = (row[0], row[1], int(row[2]), float(row[3]))
+    return known[sweep_id]
 
 
 def _suggest_and_lease(engine: Engine, candidate: _Candidate, holder: Holder, propose: Propose,
@@ -640,7 +641,8 @@ def _suggest_and_lease(engine: Engine, candidate: _Candidate, holder: Holder, pr
                 if sweep is None or sweep.status != SWEEP_RUNNING or _budget_spent(session, sweep):
                     break  # the locked step below finishes a spent sweep
                 seen = _next_number(session, candidate.id)
-                proposal = propose(_sweep_info(sweep), _history(session, candidate.id))
+                info, past = _sweep_info(sweep), _history(session, candidate.id)
+            proposal = propose(info, past)  # no transaction open: SQLite's write lock is free meanwhile
             if proposal is None:
                 return None
         with Session(engine) as session, session.begin():
