@@ -30,7 +30,7 @@ SECTIONS = ("train", "env", "policy")
 SPACES = ("log", "linear", "logit", "pow2")
 TRAINERS = ("puffer", "command")
 SEARCHERS = ("carbs", "random")
-TOP_KEYS = ("extends", "env", "trainer", "command", "sweep", "search", *SECTIONS)
+TOP_KEYS = ("extends", "env_name", "trainer", "command", "sweep", "search", *SECTIONS)
 PARAM_KEYS = ("space", "min", "max", "center", "integer")
 
 
@@ -39,9 +39,9 @@ class SpecError(ValueError):
 
     def __init__(self, path: str | Path | None, message: str, line: int | None = None,
                  column: int | None = None) -> None:
-        self.path, self.line, self.column, self.message = str(path or "<spec>"), line, column, message
-        where = self.path + (f":{line}" if line else "") + (f":{column}" if column else "")
-        super().__init__(f"{where}: {message}")
+        self.path, self.line, self.column, self.message = str(path) if path else None, line, column, message
+        where = (self.path or "") + (f":{line}" if line else "") + (f":{column}" if column else "")
+        super().__init__(f"{where}: {message}" if where else message)
 
 
 @dataclass(frozen=True)
@@ -248,12 +248,12 @@ def _resolve(raw: dict[str, Any], path: Path, chain: tuple[Path, ...]) -> SweepS
             isinstance(command, list) and command and all(isinstance(c, str) for c in command)):
         raise SpecError(path, "trainer = \"command\" needs command = [\"python\", \"train.py\", ...]",
                         _line_of(path, "command"))
-    env = raw.get("env")
+    env = raw.get("env_name")
     if not isinstance(env, str) or not env:
-        raise SpecError(path, "missing env = \"<name>\" (the environment to train on)")
+        raise SpecError(path, "missing env_name = \"<name>\" (the environment to train on)")
     if trainer == "puffer" and env not in envs.names():
         raise SpecError(path, f"unknown env '{env}'{_did_you_mean(env, envs.names())}; "
-                              f"known: {', '.join(envs.names())}", _line_of(path, "env"))
+                              f"known: {', '.join(envs.names())}", _line_of(path, "env_name"))
     defaults = {section: dict(raw.get(section) or {}) for section in SECTIONS}
     params = tuple(_param(f"{section}.{key}", table, _owner(chain, key))
                    for section, tables in sorted(raw.get("search", {}).items())

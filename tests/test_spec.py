@@ -14,7 +14,7 @@ from sweepd.spec import SpecError, SweepSpec, load_spec
 
 GOOD = """\
 extends = "default"
-env = "snake"
+env_name = "snake"
 
 [sweep]
 max_suggestion_cost = 30.0
@@ -86,7 +86,8 @@ BAD_CASES = {
                      "logit space needs 0 < min and max < 1"),
     "log_min_not_positive": (GOOD + '[search.train.ent_coef]\nspace = "log"\nmin = 0.0\nmax = 0.1\ncenter = 0.01\n',
                              "log space needs min > 0"),
-    "unknown_env": (GOOD.replace('env = "snake"', 'env = "snak"'), "unknown env 'snak' (did you mean 'snake'?)"),
+    "unknown_env": (GOOD.replace('env_name = "snake"', 'env_name = "snak"'),
+                    "unknown env 'snak' (did you mean 'snake'?)"),
     "cost_cap_not_positive": (GOOD.replace("max_suggestion_cost = 30.0", "max_suggestion_cost = 0"),
                               "max_suggestion_cost must be > 0"),
     "bad_space": (GOOD.replace('space = "log"', 'space = "logg"'), "did you mean 'log'"),
