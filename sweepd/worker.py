@@ -54,15 +54,15 @@ from typing import Any
 
 
 def _process_start_time() -> float:
-    """Epoch seconds at which this process was created (Linux /proc), else now."""
+    """Epoch seconds at which this process was created (Linux /proc, to 10 ms), else now."""
     try:
         with open("/proc/self/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        start_ticks = int(fields[19])  # field 22 of stat(5); the split drops pid and comm
-        with open("/proc/stat") as f:
-            boot = next(int(line.split()[1]) for line in f if line.startswith("btime"))
+        start_ticks = int(fields[19])  # field 22 of stat(5), in clock ticks since boot
+        # /proc/stat's btime is whole seconds; the boot clock gives boot time to the microsecond.
+        boot = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
         return boot + start_ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
+    except (OSError, ValueError, IndexError, AttributeError):
         return time.time()
 
 
@@ -758,4 +758,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    # Skip interpreter teardown: PufferLib's utilization thread sleeps up to a second before it
+    # sees its stop flag, and torch's teardown is slow; the trial's events are already written.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
