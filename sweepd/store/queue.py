@@ -395,13 +395,20 @@ def _next_number(session: Session, sweep_id: int) -> int:
 #    `UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED)`: concurrent agents skip each
 #    other's rows instead of queueing behind them. Only sweeps with a `max_slots` cap lock their
 #    sweep row here, so that the cap holds exactly.
-# 2. When the sweep next in line has nothing queued, the searcher proposes a new config from a
-#    snapshot of the sweep's history (no lock held), and a second short transaction takes the
-#    sweep's row lock and inserts the trial only if no trial was added since the snapshot: a
-#    proposal that might not have seen another agent's new trial as pending is never used. After
-#    SUGGEST_TRIES lost races the searcher runs under the lock, so a busy sweep still progresses.
+# 2. When the sweep next in line has nothing queued, the searcher proposes a new config with
+#    every trial made so far in its history (in-flight ones as pending), and the trial is inserted
+#    under the sweep's row lock, so two agents never get the same config:
+#    - PostgreSQL: the searcher runs while holding that sweep's row lock. The lock blocks only
+#      what must take turns anyway (other suggestions for the same sweep, slot-capped claims on
+#      it), never results, heartbeats, queued claims or other sweeps; racing agents queue on the
+#      lock instead of each computing a proposal that only one of them could use.
+#    - SQLite: its only lock is the whole database's write lock, which every heartbeat and result
+#      needs, so the searcher runs outside any transaction on a snapshot, and the insert (under
+#      the write lock) happens only if no trial was added since: a proposal that may not have
+#      seen another agent's new trial as pending is thrown away and made again. After
+#      OPTIMISTIC_TRIES lost races it runs under the lock, so a busy sweep still progresses.
 
-SUGGEST_TRIES = 3                # optimistic proposals before one is made under the sweep's lock
+OPTIMISTIC_TRIES = {"sqlite": 2, "postgresql": 0}  # proposals from a snapshot before one under the lock
 FAIR_SHARE_WINDOW_S = 24 * 3600  # "recently" for fair share: slot-seconds used in the last day
 SETUP_CHECK_TRIALS = 3           # the first N trials of a sweep all failing fast ...
 SETUP_FAST_SECONDS = 20.0        # ... each within this many seconds: a broken setup, not bad luck
@@ -633,8 +640,9 @@ def _sweep_constants(conn: Connection, sweep_id: int) -> tuple[str, dict[str, An
 def _suggest_and_lease(engine: Engine, candidate: _Candidate, holder: Holder, propose: Propose,
                        lease_seconds: float) -> Lease | None:
     """Lease a new trial proposed by the sweep's searcher, or None when the sweep can take none."""
-    for attempt in range(SUGGEST_TRIES + 1):
-        under_lock = attempt == SUGGEST_TRIES
+    tries = OPTIMISTIC_TRIES.get(engine.dialect.name, 0)
+    for attempt in range(tries + 1):
+        under_lock = attempt == tries
         if not under_lock:
             with Session(engine) as session:
                 sweep = session.get(Sweep, candidate.id)

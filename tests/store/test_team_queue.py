@@ -195,8 +195,9 @@ def test_a_slow_searcher_blocks_neither_results_nor_queued_leases(db_url, monkey
     assert result[0].sweep_id == slow.id and result[0].number == 2
 
 
-def test_a_suggestion_made_from_a_stale_history_is_proposed_again(engine):
-    """Another trial added while the searcher ran: that proposal is discarded, never inserted."""
+def test_a_suggestion_made_from_a_stale_history_is_proposed_again(engine, monkeypatch):
+    """Another trial added while the searcher ran on a snapshot: that proposal is discarded."""
+    monkeypatch.setattr(queue, "OPTIMISTIC_TRIES", {"sqlite": 2, "postgresql": 2})
     sweep = queue.create_sweep(engine, spec(), owner="alice")
     seen: list[int] = []
 
