@@ -199,7 +199,7 @@ for step in range(1, 6):
 """
 
 SWEEP = """\
-env = "toy"
+env_name = "toy"
 trainer = "command"
 command = ["{python}", "{script}", "{{train.lr}}"]
 
