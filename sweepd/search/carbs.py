@@ -34,12 +34,13 @@ Options (keyword arguments of ``create_searcher("carbs", ...)``):
 - ``num_random_samples`` (4): warm-up suggestions.
 - ``resample_frequency`` (5): every n-th suggestion after warm-up is a resample; 0 disables.
 - ``initial_search_radius`` (0.3): Gaussian step, in basic units (``sweepd.space``).
-- ``min_pareto_cost_fraction`` (0.2): the cheapest fraction of runs count as one cost on the front.
+- ``min_pareto_cost_fraction`` (0.1): runs in the cheapest fraction of the log-cost span (from
+  the cheapest run to the cap) count as one cost on the front.
 - ``cost_quantile`` (0.9): the quantile of predicted cost that must fit under the cap.
 - ``stale_window`` (10): runs without front improvement that double the search radius.
 - ``max_train_points`` (128): GP training set cap (the Pareto runs, then the most recent).
-- ``max_fit_points`` (64): runs used to fit kernel hyperparameters (same order).
-- ``fit_iterations`` (30): L-BFGS iterations per hyperparameter fit.
+- ``max_fit_points`` (48): runs used to fit kernel hyperparameters (same order).
+- ``fit_iterations`` (20): L-BFGS iterations per hyperparameter fit.
 - ``num_candidates`` (0): candidates per suggestion; 0 means 100 per dimension, 500 to 2000.
 
 ``suggest()`` runs torch with one thread (fastest for these small matrices) and restores the
@@ -59,7 +60,7 @@ import torch
 
 from sweepd.search.gp import GaussianProcess
 from sweepd.search.history import History, Observation, Suggestion
-from sweepd.search.pareto import front_value, log_cost, pareto_front
+from sweepd.search.pareto import cheap_group_cost, front_value, log_cost, pareto_front
 from sweepd.space import Param, bounds, from_basic, snap
 
 _MIN_SUCCESSES = 3
@@ -86,9 +87,9 @@ class CarbsSearcher:
 
     def __init__(self, params: Sequence[Param], seed: int = 0, max_suggestion_cost: float = math.inf, *,
                  num_random_samples: int = 4, resample_frequency: int = 5,
-                 initial_search_radius: float = 0.3, min_pareto_cost_fraction: float = 0.2,
+                 initial_search_radius: float = 0.3, min_pareto_cost_fraction: float = 0.1,
                  cost_quantile: float = 0.9, stale_window: int = 10, max_train_points: int = 128,
-                 max_fit_points: int = 64, fit_iterations: int = 30, num_candidates: int = 0) -> None:
+                 max_fit_points: int = 48, fit_iterations: int = 20, num_candidates: int = 0) -> None:
         if not params:
             raise ValueError("a searcher needs at least one parameter")
         if len({p.name for p in params}) != len(params):
@@ -114,6 +115,7 @@ class CarbsSearcher:
         self.num_candidates = int(num_candidates) or min(2000, max(500, 100 * d))
         self.history = History(self.params)
         self._lo, self._hi = bounds(self.params)
+        self._front_cache: tuple[int, _Front | None] = (-1, None)
 
     # -- the public interface ------------------------------------------------------------------
 
@@ -159,12 +161,13 @@ class CarbsSearcher:
     def _warmup(self, rng: np.random.Generator, index: int) -> Suggestion:
         h = self.history
         center = h.center()
-        taken = set(h.pending_keys) | set(h.keys)
-        if index == 0 and h.key(center) not in taken:
+        if index == 0 and h.unseen(center[None, :])[0]:
             return self._make(center, None, None, "random")
-        draws = self._reflect(center + rng.normal(0.0, self.radius, (_WARMUP_DRAWS, len(center))))
+        # Runs that all crash near the centre widen the net, as a stale front does in the search.
+        radius = self.radius * 2.0 ** min(_MAX_RADIUS_DOUBLINGS, sum(h.failed) / self.stale_window)
+        draws = self._reflect(center + rng.normal(0.0, radius, (_WARMUP_DRAWS, len(center))))
         draws = snap(self.params, draws)
-        fresh = np.array([h.key(x) not in taken for x in draws])
+        fresh = h.unseen(draws)
         if fresh.any():
             draws = draws[fresh]
         cost_gp = self._cost_gp_or_none()
@@ -195,7 +198,7 @@ class CarbsSearcher:
         x_all = np.array(h.x)
         ok = ~np.array(h.failed)
         train = self._training_indices(fr, self.max_train_points)
-        fit = train[: self.max_fit_points]
+        fit = self._training_indices(fr, self.max_fit_points)
         y_score = np.array(h.scores)
         y_cost = log_cost(h.costs)
         cost_gp = self._fit(x_all, y_cost, fit, train)
@@ -212,7 +215,7 @@ class CarbsSearcher:
                                         failures[: len(failures) // 2]])
             y_score = np.where(ok, y_score, np.nanmin(y_score[train]))
             score_gp = self._fit(x_all, y_score, mixed_fit, with_failures)
-            success_gp = self._fit(x_all, ok.astype(np.float64), mixed_fit, with_failures, iterations=15)
+            success_gp = self._fit(x_all, ok.astype(np.float64), mixed_fit, with_failures, iterations=10)
         if h.n_pending:
             believed, _ = score_gp.predict(np.array(h.pending_x))
             score_gp = score_gp.condition(np.array(h.pending_x), believed)
@@ -220,8 +223,7 @@ class CarbsSearcher:
         radius = self.radius * 2.0 ** min(_MAX_RADIUS_DOUBLINGS, self._stale_runs() / self.stale_window)
         origins = fr.x[fr.front]
         cands = self._candidates(rng, origins, radius)
-        taken = set(h.pending_keys) | set(h.keys)
-        fresh = np.array([h.key(x) not in taken for x in cands])
+        fresh = h.unseen(cands)
         if fresh.any():
             cands = cands[fresh]
 
@@ -245,11 +247,11 @@ class CarbsSearcher:
         acq, mu_s, mu_c, upper_c = log_acquisition(cands)
         fits = upper_c <= math.log(cap)
         if not fits.any():
-            cands, acq, mu_s, mu_c, upper_c, fits = self._shrink(rng, fr, radius, taken, log_acquisition)
+            cands, acq, mu_s, mu_c, upper_c, fits = self._shrink(rng, fr, radius, log_acquisition)
         i = int(np.argmax(np.where(fits, acq, -np.inf))) if fits.any() else int(np.argmin(upper_c))
         return self._make(cands[i], float(mu_s[i]), float(np.exp(mu_c[i])), "search")
 
-    def _shrink(self, rng: np.random.Generator, fr: _Front, radius: float, taken: set,
+    def _shrink(self, rng: np.random.Generator, fr: _Front, radius: float,
                 log_acquisition: Any) -> tuple[np.ndarray, ...]:
         """Candidates ever closer to the cheapest Pareto config, when none fits under the cap."""
         h = self.history
@@ -257,7 +259,7 @@ class CarbsSearcher:
         sets = []
         for factor in _SHRINK_FACTORS:
             cands = self._candidates(rng, cheapest, radius * factor)
-            fresh = np.array([h.key(x) not in taken for x in cands])
+            fresh = h.unseen(cands)
             cands = cands[fresh] if fresh.any() else cands
             acq, mu_s, mu_c, upper_c = log_acquisition(cands)
             fits = upper_c <= math.log(self.max_suggestion_cost)
@@ -271,6 +273,12 @@ class CarbsSearcher:
 
     def _front(self) -> _Front | None:
         """Successful runs averaged per config, and the Pareto front over configs under the cap."""
+        h = self.history
+        if self._front_cache[0] != h.n_observed:  # observations only ever grow
+            self._front_cache = (h.n_observed, self._compute_front())
+        return self._front_cache[1]
+
+    def _compute_front(self) -> _Front | None:
         h = self.history
         groups: dict[tuple, list[int]] = {}
         for i, (k, failed) in enumerate(zip(h.keys, h.failed, strict=True)):
@@ -288,7 +296,9 @@ class CarbsSearcher:
         under = np.flatnonzero(cost <= self.max_suggestion_cost)
         if len(under) == 0:
             under = np.arange(len(cost))
-        front = under[pareto_front(cost[under], score[under], cheap_fraction=self.cheap_fraction)]
+        top = self.max_suggestion_cost if math.isfinite(self.max_suggestion_cost) else float(cost.max())
+        group = cheap_group_cost(cost[under], top, self.cheap_fraction)
+        front = under[pareto_front(cost[under], score[under], group_below=group)]
         return _Front(x, score, stderr, cost, count, front)
 
     def _training_indices(self, fr: _Front, limit: int) -> np.ndarray:

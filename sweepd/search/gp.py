@@ -68,12 +68,45 @@ def _cholesky(k: torch.Tensor) -> torch.Tensor:
         jitter *= 100.0
 
 
-def _log_prior(theta: torch.Tensor, d: int) -> torch.Tensor:
-    def lognormal(x: torch.Tensor, prior: tuple[float, float]) -> torch.Tensor:
-        return -0.5 * (((x - prior[0]) / prior[1]) ** 2).sum()
+def _prior_arrays(d: int) -> tuple[np.ndarray, np.ndarray]:
+    priors = [_LS_PRIOR] * d + [_SIGNAL_PRIOR, _LINEAR_PRIOR, _NOISE_PRIOR]
+    return np.array([p[0] for p in priors]), np.array([p[1] for p in priors])
 
-    return (lognormal(theta[:d], _LS_PRIOR) + lognormal(theta[d], _SIGNAL_PRIOR)
-            + lognormal(theta[d + 1], _LINEAR_PRIOR) + lognormal(theta[d + 2], _NOISE_PRIOR))
+
+def _neg_log_posterior(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                       center: torch.Tensor) -> tuple[float, np.ndarray]:
+    """Negative log marginal likelihood minus log prior, and its gradient in ``theta``.
+
+    The gradient is written out (0.5 tr((K^-1 - a a^T) dK/dtheta)) rather than taken by autograd:
+    for these small matrices autograd's bookkeeping cost more than the algebra.
+    """
+    d = x.shape[1]
+    ls = theta[:d].exp()
+    signal, linear, noise = theta[d].exp(), theta[d + 1].exp(), theta[d + 2].exp()
+    a = x / ls
+    sq = (a * a).sum(1)
+    r = (3.0 * (sq[:, None] + sq[None, :] - 2.0 * a @ a.T).clamp_min(0.0)).sqrt()
+    e = torch.exp(-r)
+    matern = (1.0 + r) * e
+    xc = x - center
+    lin = xc @ xc.T
+    k = signal * matern + linear * lin
+    k.diagonal().add_(noise)
+    chol = _cholesky(k)
+    alpha = torch.cholesky_solve(y[:, None], chol)
+    w = torch.cholesky_inverse(chol) - alpha @ alpha.T
+    g = w * e
+    ga = g @ a
+    grad = torch.empty(d + 3, dtype=torch.float64)
+    grad[:d] = 1.5 * signal * 2.0 * ((a * a).T @ g.sum(1) - (a * ga).sum(0))
+    grad[d] = 0.5 * signal * (w * matern).sum()
+    grad[d + 1] = 0.5 * linear * (w * lin).sum()
+    grad[d + 2] = 0.5 * noise * w.diagonal().sum()
+    value = 0.5 * float((y[:, None] * alpha).sum()) + float(chol.diagonal().log().sum())
+    mean, sd = _prior_arrays(d)
+    v = theta.numpy()
+    value += 0.5 * float((((v - mean) / sd) ** 2).sum())
+    return value, grad.numpy() + (v - mean) / sd**2
 
 
 class GaussianProcess:
@@ -109,17 +142,9 @@ class GaussianProcess:
         xt = torch.as_tensor(x)
         yt = torch.as_tensor((y - y_mean) / y_std)
         ct = torch.as_tensor(center)
-        eye = torch.eye(n, dtype=torch.float64)
 
         def objective(v: np.ndarray) -> tuple[float, np.ndarray]:
-            theta = torch.tensor(v, dtype=torch.float64, requires_grad=True)
-            k = _kernel(xt, xt, theta, ct) + theta[d + 2].exp() * eye
-            chol = _cholesky(k)
-            alpha = torch.cholesky_solve(yt[:, None], chol)[:, 0]
-            nlml = 0.5 * (yt * alpha).sum() + chol.diagonal().log().sum()
-            loss = nlml - _log_prior(theta, d)
-            (grad,) = torch.autograd.grad(loss, theta)
-            return float(loss.detach()), grad.numpy().copy()
+            return _neg_log_posterior(torch.as_tensor(v, dtype=torch.float64), xt, yt, ct)
 
         bnds = [_LS_BOUNDS] * d + [_SIGNAL_BOUNDS, _LINEAR_BOUNDS, _NOISE_BOUNDS]
         v0 = np.clip(init.as_vector(), [b[0] for b in bnds], [b[1] for b in bnds])

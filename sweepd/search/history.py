@@ -70,7 +70,12 @@ class History:
 
     def key(self, x: np.ndarray) -> Key:
         """Identity of a config: its basic coordinates to 9 decimals (robust to a JSON round trip)."""
-        return tuple(round(float(v), 9) for v in x)
+        return tuple(np.round(x, 9).tolist())
+
+    def unseen(self, xs: np.ndarray) -> np.ndarray:
+        """Mask of the rows of ``xs`` that are neither observed nor pending configs."""
+        taken = set(self.keys) | set(self.pending_keys)
+        return np.array([k not in taken for k in map(tuple, np.round(xs, 9).tolist())], dtype=bool)
 
     def basic(self, values: Mapping[str, Any]) -> np.ndarray:
         """Basic coordinates of the valid config nearest to ``values`` (what actually ran)."""

@@ -19,19 +19,17 @@ def log_cost(costs: Sequence[float] | np.ndarray | float) -> np.ndarray:
 
 
 def pareto_front(costs: Sequence[float] | np.ndarray, scores: Sequence[float] | np.ndarray,
-                 *, cheap_fraction: float = 0.0) -> np.ndarray:
+                 *, group_below: float = 0.0) -> np.ndarray:
     """Indices of the points not dominated in (lower cost, higher score), sorted by cost.
 
-    With ``cheap_fraction`` > 0, every point whose cost is within the cheapest ``cheap_fraction`` of
-    costs counts as costing that quantile, so only the best of those cheap (and noisy) runs is kept.
+    Every point cheaper than ``group_below`` counts as costing ``group_below``, so only the best of
+    those cheap (and noisy) runs is kept.
     """
     c = np.asarray(costs, dtype=np.float64)
     s = np.asarray(scores, dtype=np.float64)
     if len(c) == 0:
         return np.zeros(0, dtype=np.int64)
-    eff = c.copy()
-    if cheap_fraction > 0:
-        eff = np.maximum(eff, np.quantile(c, cheap_fraction, method="lower"))
+    eff = np.maximum(c, group_below)
     order = np.lexsort((c, -s, eff))
     keep, best = [], -math.inf
     for i in order:
@@ -40,6 +38,17 @@ def pareto_front(costs: Sequence[float] | np.ndarray, scores: Sequence[float] | 
             best = s[i]
     keep_arr = np.array(keep, dtype=np.int64)
     return keep_arr[np.argsort(c[keep_arr], kind="stable")]
+
+
+def cheap_group_cost(costs: Sequence[float] | np.ndarray, top: float, fraction: float) -> float:
+    """The cost below which runs are grouped: ``fraction`` of the way from the cheapest to ``top`` in log cost.
+
+    Measured along the cost axis rather than as a quantile of the runs (as CARBS does), so that how
+    many trials the search happened to spend on expensive configs does not move it.
+    """
+    lo = float(log_cost(np.min(costs)))
+    hi = max(float(log_cost(top)), lo)
+    return float(np.exp(lo + fraction * (hi - lo)))
 
 
 def front_value(front_costs: np.ndarray, front_scores: np.ndarray, costs: np.ndarray | float) -> np.ndarray:

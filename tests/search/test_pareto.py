@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from sweepd.search.pareto import front_value, hypervolume, pareto_front
+from sweepd.search.pareto import cheap_group_cost, front_value, hypervolume, pareto_front
 
 
 def test_front_keeps_points_no_cheaper_point_beats():
@@ -12,13 +12,17 @@ def test_front_keeps_points_no_cheaper_point_beats():
     assert pareto_front(costs, scores).tolist() == [0, 1, 3]
 
 
-def test_cheap_fraction_keeps_only_the_best_cheap_run():
+def test_runs_cheaper_than_the_group_cost_count_as_one():
     costs = [1, 2, 3, 4, 100, 200, 300, 400, 500, 600]
     scores = [1, 2, 3, 0, 10, 20, 30, 40, 50, 60]
     assert pareto_front(costs, scores).tolist()[:3] == [0, 1, 2]
-    # the cheapest 20% (costs 1 and 2) count as costing 2: only the better one stays
-    grouped = pareto_front(costs, scores, cheap_fraction=0.2).tolist()
+    grouped = pareto_front(costs, scores, group_below=2.5).tolist()
     assert grouped[:2] == [1, 2] and 0 not in grouped
+
+
+def test_cheap_group_cost_is_a_fraction_of_the_log_cost_span():
+    assert cheap_group_cost([10.0, 50.0, 1000.0], 1000.0, 0.5) == pytest.approx(100.0)
+    assert cheap_group_cost([10.0], 1000.0, 0.0) == pytest.approx(10.0)
 
 
 def test_hypervolume_of_hand_made_front_in_log_cost():
