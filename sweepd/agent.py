@@ -2,8 +2,10 @@
 the leases, record what the workers report. It is the only process on its box that writes to
 the database; workers talk to it over a pipe (JSON lines, see sweepd/worker.py).
 
-The loop, top to bottom: reap expired leases -> lease work for free slots -> read worker reports
--> collect exited workers -> heartbeat leases and the box -> enforce deadlines and shutdown.
+The loop, top to bottom: heartbeat our leases and the box, reap expired leases -> lease work for
+free slots -> read worker reports -> collect exited workers -> enforce deadlines and shutdown.
+A database outage stops none of it but the writes: workers keep training, writes are retried
+with backoff, and the agent re-attaches to its leases by token when the database is back.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ CURVE_POINTS = 400           # learning-curve points kept per trial (older ones 
 KILL_AFTER_CAP = 1.5         # a worker still alive at cost_cap * this (+ startup slack) is killed
 STARTUP_SLACK_S = 60.0       # interpreter, torch and env start-up are not the trial's fault
 TERM_GRACE_S = 10.0          # SIGTERM -> SIGKILL
+OUTAGE_RETRY_S = 0.25        # first retry after a database error; doubles up to the heartbeat interval
 
 
 def current_user() -> str:
@@ -158,6 +161,8 @@ class Agent:
         self._next_beat = 0.0
         self._next_lease = 0.0
         self._idle_since_lease = False
+        self._backoff = 0.0            # current retry delay while the database is unreachable
+        self._reap_after = 0.0         # monotonic time before which this agent does not reap
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -200,7 +205,11 @@ class Agent:
         if self.workers:
             return False
         if self.until_sweep is not None:
-            status = queue.sweep_statuses(self.engine, [self.until_sweep]).get(self.until_sweep)
+            try:
+                status = queue.sweep_statuses(self.engine, [self.until_sweep]).get(self.until_sweep)
+            except DBAPIError as exc:
+                self._database_down(exc)
+                return False  # an outage is no reason to stop: ask again next round
             return status != SWEEP_RUNNING
         return self.exit_when_idle and self._idle_since_lease
 
@@ -216,8 +225,8 @@ class Agent:
             try:
                 lease = queue.lease_trial(self.engine, holder, propose_next, self.lease_seconds, self.sweep_ids)
             except DBAPIError as exc:
-                self.log(f"database unavailable while leasing ({_first_line(exc)}); retrying")
-                self._next_lease = now + 5.0
+                self._database_down(exc)
+                self._next_lease = now + self._backoff
                 return
             if lease is None:
                 # Nothing to do now: poll again shortly rather than hammer the write lock.
@@ -394,22 +403,43 @@ class Agent:
         self._next_beat = now + self.heartbeat_seconds
         try:
             self._flush_unrecorded()
+            # Our own leases first: back from an outage, we re-attach (the token is still ours
+            # unless someone reaped it) before this agent reaps anybody.
+            for worker in list(self.workers.values()):
+                if worker.stop_reason is None and not queue.heartbeat_trial(
+                        self.engine, worker.lease, self.lease_seconds, worker.metrics()):
+                    self._stop_worker(worker, "lease lost")
             queue.heartbeat_box(self.engine, self.box, self.id, "draining" if self.stopping else "online")
-            reaped = queue.reap_expired(self.engine, self.id)
-            if reaped:
-                self.log(f"reaped {len(reaped)} expired lease(s): trials {reaped}")
             statuses = queue.sweep_statuses(self.engine, {w.lease.sweep_id for w in self.workers.values()})
             for worker in list(self.workers.values()):
-                if worker.stop_reason is not None:
-                    continue
-                if not queue.heartbeat_trial(self.engine, worker.lease, self.lease_seconds, worker.metrics()):
-                    self._stop_worker(worker, "lease lost")
-                elif statuses.get(worker.lease.sweep_id) != SWEEP_RUNNING:
+                if worker.stop_reason is None and statuses.get(worker.lease.sweep_id) != SWEEP_RUNNING:
                     self._stop_worker(worker, f"sweep {statuses.get(worker.lease.sweep_id)}")
+            self._database_up()
+            if now >= self._reap_after:
+                reaped = queue.reap_expired(self.engine, self.id)
+                if reaped:
+                    self.log(f"reaped {len(reaped)} expired lease(s): trials {reaped}")
         except DBAPIError as exc:
-            # Workers keep training through a database outage; leases stay ours until they expire.
+            # Workers keep training through a database outage; their leases stay ours until reaped.
+            self._database_down(exc)
+            self._next_beat = now + self._backoff
+
+    def _database_down(self, exc: DBAPIError) -> None:
+        """Back off (doubling, at most one heartbeat interval, so a lease is never left to lapse
+        for want of trying) and hold off reaping until the database has been back a while."""
+        if not self._backoff:
             self.log(f"database unavailable ({_first_line(exc)}); workers keep running, retrying")
-            self._next_beat = now + min(self.heartbeat_seconds, 2.0)
+        self._backoff = min(max(2 * self._backoff, OUTAGE_RETRY_S), self.heartbeat_seconds)
+        self._reap_after = math.inf
+
+    def _database_up(self) -> None:
+        if not self._backoff:
+            return
+        self._backoff = 0.0
+        # Every agent cut off by the same outage retries at least once per heartbeat interval: a
+        # full lease period gives each one its chance to re-attach before its leases are reaped.
+        self._reap_after = time.monotonic() + self.lease_seconds
+        self.log(f"database back; re-attached to {len(self.workers)} running trial(s)")
 
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
@@ -454,6 +484,7 @@ class Agent:
         except DBAPIError as exc:
             self.log(f"database unavailable recording trial {worker.lease.number} ({_first_line(exc)}); will retry")
             self.unrecorded.append(write)
+            self._database_down(exc)
 
     def _flush_unrecorded(self, final: bool = False) -> None:
         attempts = 5 if final else 1

@@ -251,6 +251,119 @@ def stop(sweep: Annotated[str, typer.Argument(help="A sweep name or id.")], db: 
     console.print(f"sweep {info.name} stopped")
 
 
+@app.command()
+def retry(
+    sweep: Annotated[str, typer.Argument(help="A sweep name or id.")],
+    failed: Annotated[bool, typer.Option("--failed", help="Also re-queue failed trials (after a fix).")] = False,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Re-queue a sweep's abandoned trials (with --failed, failed ones too) and resume it if paused."""
+    from sweepd.agent import current_user
+    from sweepd.store import queue
+
+    done = queue.retry_sweep(_engine(db), sweep, current_user(), failed=failed)
+    if as_json:
+        _print_json({"sweep": done.sweep.name, "requeued": list(done.requeued), "resumed": done.resumed,
+                     "status": done.sweep.status})
+        return
+    console.print(f"sweep {done.sweep.name}: re-queued {len(done.requeued)} trial(s)"
+                  + (f" {list(done.requeued)}" if done.requeued else "")
+                  + ("; resumed" if done.resumed else f"; status {done.sweep.status}"))
+
+
+@app.command()
+def boxes(as_json: JsonOption = False, db: DbOption = None) -> None:
+    """Every box: its slots, who holds each (user, sweep, trial, since), reservations, last heartbeat."""
+    import time
+
+    from sweepd.store.boxes import box_status
+    from sweepd.view import boxes_table
+
+    rows = box_status(_engine(db))
+    if as_json:
+        _print_json([asdict(b) for b in rows])
+    elif rows:
+        console.print(boxes_table(rows, time.time()))
+    else:
+        console.print("no boxes yet: a box appears when `sweepd agent` first runs on it")
+
+
+def _duration(text: str) -> float:
+    """'4h', '90m', '1h30m', '2d', '45s' or plain seconds -> seconds."""
+    import re
+
+    units = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+    text = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([dhms])", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise UsageError(f"cannot read duration '{text}': use e.g. 4h, 90m, 1h30m, 2d")
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+@app.command()
+def reserve(
+    box: Annotated[str, typer.Argument(help="The box's name (as `sweepd boxes` lists it).")],
+    duration: Annotated[str, typer.Option("--for", help="How long: 4h, 90m, 1h30m, 2d.")],
+    slots: Annotated[int | None, typer.Option(help="How many slots (default: all).")] = None,
+    note: Annotated[str, typer.Option(help="Why; shown in `sweepd boxes` and the audit log.")] = "",
+    force: Annotated[bool, typer.Option("--force", help="Take slots someone else reserved (needs --note).")] = False,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Reserve a box's slots: agents start only your trials there until the reservation ends."""
+    from sweepd.agent import current_user
+    from sweepd.store.boxes import reserve_box
+
+    seconds = _duration(duration)
+    made = reserve_box(_engine(db), box, current_user(), seconds, slots=slots, note=note, force=force)
+    if as_json:
+        _print_json(asdict(made))
+        return
+    console.print(f"reserved {'all' if made.slots is None else made.slots} slot(s) of {made.box} for {made.user} "
+                  f"for {duration}" + (f" ({made.note})" if made.note else ""))
+
+
+@app.command()
+def release(
+    box: Annotated[str, typer.Argument(help="The box's name.")],
+    force: Annotated[bool, typer.Option("--force", help="End someone else's reservation (needs --note).")] = False,
+    note: Annotated[str, typer.Option(help="Why (recorded with --force).")] = "",
+    db: DbOption = None,
+) -> None:
+    """End your reservation of a box now (with --force, anyone's)."""
+    from sweepd.agent import current_user
+    from sweepd.store.boxes import release_box
+
+    ended = release_box(_engine(db), box, current_user(), force=force, note=note)
+    console.print(f"released {box}: " + ", ".join(f"{r.user}'s reservation" for r in ended))
+
+
+@app.command()
+def events(
+    limit: Annotated[int, typer.Option(help="How many of the newest events.")] = 50,
+    box: Annotated[str | None, typer.Option(help="Only this box's events.")] = None,
+    sweep: Annotated[str | None, typer.Option(help="Only this sweep's events (name or id).")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only this kind, e.g. reservation_forced.")] = None,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """The audit log: who launched, leased back, reserved, released, forced or stopped what."""
+    from sweepd.store import boxes as store_boxes
+    from sweepd.store import queue
+    from sweepd.view import events_table
+
+    engine = _engine(db)
+    sweep_id = queue.get_sweep(engine, sweep).id if sweep else None
+    rows = store_boxes.events(engine, limit, box=box, sweep_id=sweep_id, kind=kind)
+    if as_json:
+        _print_json([asdict(e) for e in rows])
+    else:
+        console.print(events_table(rows))
+
+
 @db_app.command("upgrade")
 def db_upgrade(db: DbOption = None) -> None:
     """Create or upgrade the database schema to this sweepd's newest migration."""

@@ -136,3 +136,37 @@ class LiveSweep:
         mean_cost = sum(t.cost or 0.0 for t in done) / len(done)
         remaining = max(0, sweep.max_trials - len(done))
         return f"elapsed {fmt_cost(elapsed)}, about {fmt_cost(remaining * mean_cost / max(1, self.slots))} to go"
+
+
+def _clock(epoch: float | None) -> str:
+    return time.strftime("%m-%d %H:%M:%S", time.localtime(epoch)) if epoch else "-"
+
+
+def boxes_table(boxes: list[Any], now: float) -> Table:
+    """`sweepd boxes`: one row per slot (who holds it, since when, whose reservation covers it)."""
+    table = Table(title="boxes", title_justify="left")
+    for column in ("box", "slot", "user", "sweep", "trial", "since", "reserved by", "until", "agent / last beat"):
+        table.add_column(column, justify="right" if column in ("slot", "trial") else "left")
+    for box in boxes:
+        seen = f"{box.state}, {fmt_cost(box.seen_ago)} ago"
+        for view in box.slot_views:
+            table.add_row(box.name if view.slot == 0 else "", str(view.slot), view.user or "-", view.sweep or "-",
+                          "-" if view.trial is None else str(view.trial),
+                          fmt_cost(now - view.since) if view.since else "-",
+                          view.reserved_by or "", _clock(view.reserved_until) if view.reserved_by else "",
+                          seen if view.slot == 0 else "")
+        for r in box.reservations:
+            if r.starts_at > now:  # made for later: not on a slot yet
+                table.add_row("", "", "", "", "", "", f"{r.user} (from {_clock(r.starts_at)})", _clock(r.until), "")
+    return table
+
+
+def events_table(events: list[Any]) -> Table:
+    """`sweepd events`: the audit log, oldest first."""
+    table = Table(title="events", title_justify="left")
+    for column in ("time", "actor", "event", "box", "sweep", "trial", "detail"):
+        table.add_column(column, overflow="fold", max_width=70 if column == "detail" else None)
+    for e in events:
+        table.add_row(_clock(e.at), e.actor, e.kind, e.box or "", "" if e.sweep_id is None else str(e.sweep_id),
+                      "" if e.trial_id is None else str(e.trial_id), e.detail or "")
+    return table
