@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib
 import inspect
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -39,6 +40,15 @@ class ConfigKeyError(KeyError):
     def __str__(self) -> str:
         known = ", ".join(self.known) if self.known else "none"
         return f"env '{self.family}': unknown {self.section} key '{self.key}' (known: {known})"
+
+
+class PolicyNeedsRnnError(ValueError):
+    """`rnn = false` for a PufferLib policy that can only run inside its LSTM wrapper."""
+
+    def __init__(self, family: str, policy: str) -> None:
+        self.family, self.policy = family, policy
+        super().__init__(f"env '{family}': policy {policy} has no forward_eval of its own, so it needs "
+                         f"its LSTM: drop policy.rnn = false")
 
 
 @contextlib.contextmanager
@@ -182,4 +192,11 @@ class EnvFamily:
         """PufferLib's policy (wrapped in its LSTM unless `rnn = false`) on the trial's device."""
         from pufferlib import pufferl
 
+        if args.get("rnn_name") is None:
+            module = "pufferlib.ocean" if args["package"] == "ocean" else f"pufferlib.environments.{args['package']}"
+            policy_cls = getattr(importlib.import_module(module).torch, args["policy_name"])
+            if not hasattr(policy_cls, "forward_eval"):
+                # PufferLib's trainer steps envs with forward_eval, which some policies get only
+                # from the LSTM wrapper.
+                raise PolicyNeedsRnnError(self.name, args["policy_name"])
         return pufferl.load_policy(args, vecenv)

@@ -10,11 +10,11 @@ config) in its own process group and reads JSON lines, one object per line, from
 
 A report is `{"step": int, "score": float}`; optional keys: `"final": true` (this is the final
 score), `"checkpoint": "path"` (the trained model, relayed with the result). Each report becomes a
-`progress` event of the trial. The trial's score is the `final` report's score, else the last
-score reported. The cost cap is enforced by terminating the process group (SIGTERM, then SIGKILL
-shortly after) when the trial's wall time reaches its cap; the last score reported before that is
-the trial's (truncated) result. A command that exits non-zero, dies by a signal, or exits 0 without
-reporting a score is a failed trial.
+`progress` event of the trial. The trial's score is the `final` report's score, else the last score
+reported; reports from the two channels count in the order they arrive. The cost cap is enforced
+by terminating the process group (SIGTERM, then SIGKILL shortly after) when the trial's wall time
+reaches its cap; the last score reported before that is the trial's (truncated) result. A command
+that exits non-zero, dies by a signal, or exits 0 without reporting a score is a failed trial.
 
 Example, from a Python training script::
 
