@@ -62,16 +62,29 @@ def _bare_argv() -> Iterator[None]:
         sys.argv = saved
 
 
-def puffer_config(puffer_env: str) -> dict[str, Any]:
-    """PufferLib's resolved config for `puffer_env` (default.ini + the env's ini), as a plain dict."""
-    import signal
+def import_pufferl() -> Any:
+    """`pufferlib.pufferl`, imported without the process-wide side effects sweepd cannot live with.
 
-    default_sigint = signal.getsignal(signal.SIGINT)
+    Importing it installs a SIGINT handler that exits with status 0 (an interrupted trial would
+    look like a success) and turns every RuntimeWarning in the process into an exception (numpy's
+    warnings in any library, tests included). Both are undone; its rich traceback hook stays.
+    """
+    import signal
+    import warnings
+
+    sigint = signal.getsignal(signal.SIGINT)
     from pufferlib import pufferl
 
-    # Importing pufferl installs a SIGINT handler that exits 0, which would hide an interrupted
-    # trial as a success: put back whatever handler the process had.
-    signal.signal(signal.SIGINT, default_sigint)
+    signal.signal(signal.SIGINT, sigint)
+    warnings.filters[:] = [f for f in warnings.filters
+                           if not (f[0] == "error" and f[2] is RuntimeWarning and f[1] is None)]
+    warnings._filters_mutated()  # type: ignore[attr-defined]  # the stdlib's cache invalidation
+    return pufferl
+
+
+def puffer_config(puffer_env: str) -> dict[str, Any]:
+    """PufferLib's resolved config for `puffer_env` (default.ini + the env's ini), as a plain dict."""
+    pufferl = import_pufferl()
     with _bare_argv():
         args = pufferl.load_config(puffer_env)
     return {k: (dict(v) if isinstance(v, dict) else v) for k, v in args.items()}
@@ -190,8 +203,7 @@ class EnvFamily:
 
     def make_policy(self, args: Mapping[str, Any], vecenv: Any) -> torch.nn.Module:
         """PufferLib's policy (wrapped in its LSTM unless `rnn = false`) on the trial's device."""
-        from pufferlib import pufferl
-
+        pufferl = import_pufferl()
         if args.get("rnn_name") is None:
             module = "pufferlib.ocean" if args["package"] == "ocean" else f"pufferlib.environments.{args['package']}"
             policy_cls = getattr(importlib.import_module(module).torch, args["policy_name"])

@@ -316,8 +316,11 @@ def eval_seeds(trial_seed: int, count: int) -> list[int]:
     return [int(s) % 2**31 for s in state]
 
 
-def _puffer_trainer_class() -> type:
-    from pufferlib import pufferl
+def puffer_trainer_class() -> type:
+    """PufferLib's PuffeRL, quieted for sweepd (see the class docstring)."""
+    from sweepd.envs.family import import_pufferl
+
+    pufferl = import_pufferl()
 
     class SweepdPuffeRL(pufferl.PuffeRL):
         """PufferLib's trainer without its terminal dashboard and checkpoint files.
@@ -349,8 +352,10 @@ def _use_cuda_advantage_kernel(device: str) -> None:
     """PufferLib decides where its advantage kernel runs by looking for nvcc on PATH at import;
     decide by whether the installed kernel has a CUDA implementation and the trial uses CUDA."""
     import torch
-    from pufferlib import pufferl
 
+    from sweepd.envs.family import import_pufferl
+
+    pufferl = import_pufferl()
     has_cuda_kernel = torch._C._dispatch_has_kernel_for_dispatch_key(
         "pufferlib::compute_puff_advantage", "CUDA")
     pufferl.ADVANTAGE_CUDA = device.startswith("cuda") and has_cuda_kernel
@@ -412,7 +417,7 @@ def run_puffer(trial: Trial, events: EventWriter, clock: CostClock) -> None:
 
     curve = EpisodeLog(family.score_key)
     try:
-        trainer = _puffer_trainer_class()(dict(args["train"]), vecenv, policy, on_stats=curve.add_stats)
+        trainer = puffer_trainer_class()(dict(args["train"]), vecenv, policy, on_stats=curve.add_stats)
     except pufferlib.APIUsageError as exc:
         # PuffeRL rejects batch geometry (batch < minibatch, horizon not dividing it, ...): a
         # property of the searched values, so the searcher should learn to avoid it.
