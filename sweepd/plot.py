@@ -48,7 +48,8 @@ def save_pareto_png(trials: list[TrialInfo], points: list[ConfigResult], path: s
             ax.step(costs, scores, where="post", color="#e67e22", lw=1.6, zorder=3)
             ax.errorbar(costs, scores, yerr=[p.score_stderr for p in shown], fmt="o", color="#e67e22",
                         ms=5, capsize=3, label=f"Pareto front ({len(shown)})", zorder=4)
-        ax.set_xlabel("cost (seconds, log scale)")
+        _cost_ticks(ax, [t.cost for t in ok + failed if t.cost] + [p.cost for p in shown])
+        ax.set_xlabel("cost (log scale)")
         ax.set_ylabel("score")
         ax.set_title(title or "cost vs score")
         ax.grid(True, which="both", alpha=0.25)
@@ -59,3 +60,16 @@ def save_pareto_png(trials: list[TrialInfo], points: list[ConfigResult], path: s
     finally:
         plt.close(fig)
     return path
+
+
+def _cost_ticks(ax: object, costs: list[float]) -> None:
+    """Tick labels in sweepd's units (12.0s, 3.5m, 1.2h), not 10^x; minor ticks labelled when the
+    costs span less than a decade (else matplotlib would leave the axis nearly bare)."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    from sweepd.view import fmt_cost
+
+    label = FuncFormatter(lambda value, _pos: fmt_cost(value))
+    ax.xaxis.set_major_formatter(label)  # type: ignore[attr-defined]
+    narrow = bool(costs) and max(costs) < 10 * min(costs)
+    ax.xaxis.set_minor_formatter(label if narrow else NullFormatter())  # type: ignore[attr-defined]

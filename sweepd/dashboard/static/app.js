@@ -492,7 +492,8 @@ async function showBoxes() {
     el("td", { class: "holders" }, b.reservations.map((r) => el("span", {},
       `${r.user || r.owner || "?"}${r.note ? ": " + r.note : ""}` + (r.until ? ` until ${new Date(r.until * 1000).toLocaleString()}` : ""))))));
   const table = el("table", { id: "boxes-table" }, el("thead", {}, el("tr", {},
-    ["box", "state", "device", "slots used", "owner", "last seen", "holders", "reservations"].map((h) => el("th", {}, h)))),
+    ["box", "state", "device", "slots used", "owner", "last seen", "holders", "reservations"]
+      .map((h) => el("th", { class: h === "slots used" ? "num" : "" }, h)))),
     el("tbody", {}, rows));
   fill(document.getElementById("app"), el("h1", {}, "Boxes"),
     el("div", { class: "card" }, boxes.length ? table : el("p", { class: "muted" }, "No agent has registered a box yet: sweepd agent")));
