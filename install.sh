@@ -28,7 +28,7 @@ say "installing sweepd[$extras]"
 if [[ $TEST == 1 ]] && ! command -v chromium >/dev/null 2>&1; then
     if [[ $(id -u) == 0 ]]; then
         say "installing Debian's chromium for the browser test"
-        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null) \
             || say "chromium could not be installed: the browser test will be skipped"
     else
         say "chromium missing (apt-get install chromium as root): the browser test will be skipped"
