@@ -102,6 +102,10 @@ def launch(
     from sweepd.view import sweep_view
 
     console.print(sweep_view(final, queue.list_trials(engine, sweep.id)))
+    if final.status == "paused":
+        err_console.print(f"[red]sweep {final.name} paused:[/] {final.status_reason}\n"
+                          f"fix the cause, then `sweepd retry {final.name}`", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
 
 
 def _run_agent(engine: Any, slots: int | None, *, until_sweep: int | None = None, live_sweep: Any = None,
@@ -139,6 +143,11 @@ def agent(
     lease_seconds: Annotated[float, typer.Option(help="Lease expiry; heartbeats come 3x as often.")] = 60.0,
     grace_seconds: Annotated[float, typer.Option(help="On SIGINT/SIGTERM, time running trials get.")] = 30.0,
     exit_when_idle: Annotated[bool, typer.Option(help="Exit when no sweep has work left.")] = False,
+    until_done: Annotated[bool, typer.Option(
+        help="With one --sweep: exit once that sweep no longer runs (finished, paused or stopped), "
+             "reaping other agents' expired leases meanwhile.")] = False,
+    box: Annotated[str | None, typer.Option(help="This box's name (default: the host name); "
+                                            "several agents on one host need distinct names.")] = None,
     wandb: WandbOption = True,
     wandb_project: WandbProjectOption = None,
     db: DbOption = None,
@@ -148,9 +157,13 @@ def agent(
 
     engine = _engine(db)
     sweep_ids = [queue.get_sweep(engine, ref).id for ref in sweep] if sweep else None
+    if until_done and (sweep_ids is None or len(sweep_ids) != 1):
+        raise UsageError("--until-done needs exactly one --sweep")
+    options: dict[str, Any] = {"box": box} if box else {}
     _run_agent(engine, slots, sweep_ids=sweep_ids, lease_seconds=lease_seconds,
                heartbeat_seconds=lease_seconds / 3, grace_seconds=grace_seconds, exit_when_idle=exit_when_idle,
-               wandb=wandb, wandb_project=wandb_project)
+               until_sweep=sweep_ids[0] if until_done and sweep_ids else None,
+               wandb=wandb, wandb_project=wandb_project, **options)
 
 
 @app.command()

@@ -1,0 +1,213 @@
+"""Team-mode test harness: real `sweepd agent` processes on named boxes against one PostgreSQL, a tiny
+command trainer, and helpers to find, freeze and kill the processes of a trial."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sweepd.store import db, queue
+
+TRAINER = """\
+import json, os, sys, time
+lr, steps, art = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+os.makedirs(art, exist_ok=True)
+with open(os.path.join(art, "runs"), "a") as f:   # one line per run of this trial: its pid
+    f.write(f"{os.getpid()}\\n")
+pause = float(os.environ.get("TOY_STEP_SECONDS", "0.1"))
+for step in range(1, steps + 1):
+    time.sleep(pause)
+    print(json.dumps({"step": step, "score": step * 0.01 - abs(lr - 0.01)}), flush=True)
+# Which run's result the database keeps is told by the checkpoint it names.
+print(json.dumps({"step": steps, "score": steps * 0.01 - abs(lr - 0.01), "final": True,
+                  "checkpoint": f"run-{os.getpid()}"}), flush=True)
+"""
+
+SWEEP = """\
+env_name = "toy"
+trainer = "command"
+command = ["{python}", "{script}", "{{train.lr}}", "{{train.steps}}", "{{artifact_dir}}"]
+
+[sweep]
+searcher = "random"
+max_suggestion_cost = 60.0
+max_trials = {trials}
+eval_episodes = 1
+eval_seeds = 1
+
+[train]
+steps = {steps}
+
+[search.train.lr]
+space = "log"
+min = 0.001
+max = 0.1
+center = 0.01
+"""
+
+
+class Team:
+    """A sweep in a fresh PostgreSQL database and the agents working on it."""
+
+    def __init__(self, url: str, tmp: Path) -> None:
+        self.url, self.tmp = url, tmp
+        self.home = tmp / "home"
+        self.agents: list[subprocess.Popen[str]] = []
+        self.engine = db.open_store(url)
+        self.script = tmp / "toy_train.py"
+        self.script.write_text(TRAINER)
+        self.name = ""
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return dict(os.environ, SWEEPD_DB=self.url, SWEEPD_HOME=str(self.home), WANDB_MODE="disabled", **extra)
+
+    def launch(self, trials: int, steps: int) -> queue.SweepInfo:
+        """Queue the sweep without running it (agents are started separately)."""
+        path = self.tmp / "toy.toml"
+        path.write_text(SWEEP.format(python=sys.executable, script=self.script, trials=trials, steps=steps))
+        done = subprocess.run([sys.executable, "-m", "sweepd.cli", "launch", str(path), "--detach", "--name", "toy"],
+                              capture_output=True, text=True, env=self.env(), timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        self.name = "toy"
+        return queue.get_sweep(self.engine, "toy")
+
+    def agent(self, box: str, slots: int = 1, step_seconds: float = 0.1) -> subprocess.Popen[str]:
+        """Start `sweepd agent` on `box` with 3 s leases (heartbeat each second) until the sweep is done."""
+        log = open(self.tmp / f"agent-{box}-{len(self.agents)}.log", "w")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sweepd.cli", "agent", "--box", box, "--slots", str(slots), "--sweep", self.name,
+             "--until-done", "--lease-seconds", "3", "--grace-seconds", "2", "--no-wandb"],
+            stdout=log, stderr=subprocess.STDOUT, text=True, env=self.env(TOY_STEP_SECONDS=str(step_seconds)))
+        proc.log_path = log.name  # type: ignore[attr-defined]
+        self.agents.append(proc)
+        return proc
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.log_path}\n" + Path(p.log_path).read_text() for p in self.agents)  # type: ignore
+
+    def trials(self) -> list[queue.TrialInfo]:
+        return retry_db(lambda: queue.list_trials(self.engine, queue.get_sweep(self.engine, self.name).id))
+
+    def trial(self, number: int) -> queue.TrialInfo:
+        return next(t for t in self.trials() if t.number == number)
+
+    def runs(self, number: int) -> list[int]:
+        """Pids of every run of trial `number`, in start order."""
+        path = self.home / "artifacts" / self.name / f"trial-{number}" / "runs"
+        return [int(line) for line in path.read_text().split()] if path.exists() else []
+
+    def wait_all(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        for proc in self.agents:
+            if proc.poll() is None:
+                try:
+                    proc.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    raise AssertionError(f"agents still running after {timeout} s\n{self.logs()}") from None
+
+    def close(self) -> None:
+        for proc in self.agents:
+            if proc.poll() is None:
+                for pid in [*descendants(proc.pid), proc.pid]:
+                    signal_pid(pid, signal.SIGCONT)
+                proc.kill()
+                proc.wait(10)
+        self.engine.dispose()
+
+    def assert_complete(self, trials: int) -> list[queue.TrialInfo]:
+        """The sweep finished: every trial ended once with one result, nothing open, nothing lost."""
+        rows = self.trials()
+        sweep = queue.get_sweep(self.engine, self.name)
+        assert sweep.status == "finished", self.logs()
+        assert [t.number for t in rows] == list(range(1, trials + 1))
+        assert all(t.status in ("succeeded", "failed") for t in rows), [(t.number, t.status) for t in rows]
+        assert all(t.lock_expires_at is None for t in rows)  # no lease left held
+        history = queue.history(self.engine, sweep.id)
+        assert len(history.observations) == trials and history.pending == ()  # one observation per trial
+        for t in rows:
+            if t.status == "succeeded":  # the result kept is one run's own report
+                assert t.metrics["checkpoint"] in {f"run-{pid}" for pid in self.runs(t.number)}
+        return rows
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"{what} not met within {timeout} s")
+
+
+def retry_db(read: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """A read from the test process that outlives a database restart."""
+    from sqlalchemy.exc import DBAPIError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return read()
+        except DBAPIError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of `pid` (children first), from /proc."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def worker_of(agent: subprocess.Popen[str]) -> int:
+    """The agent's worker process (`python -m sweepd.worker`)."""
+    def find() -> int | None:
+        for child in descendants(agent.pid):
+            try:
+                if b"sweepd.worker" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    return child
+            except OSError:
+                continue
+        return None
+
+    return wait_for(find, what="a worker process")
+
+
+def signal_pid(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def status_json(team: Team) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-m", "sweepd.cli", "status", team.name, "--json"], capture_output=True,
+                          text=True, env=team.env(), timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
