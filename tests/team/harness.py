@@ -26,6 +26,8 @@ pause = float(os.environ.get("TOY_STEP_SECONDS", "0.1"))
 for step in range(1, steps + 1):
     time.sleep(pause)
     print(json.dumps({"step": step, "score": step * 0.01 - abs(lr - 0.01)}), flush=True)
+    if os.environ.get("TOY_CRASH_AFTER_FIRST_STEP"):  # a bug that bites once training runs
+        sys.exit(3)
 # Which run's result the database keeps is told by the checkpoint it names.
 print(json.dumps({"step": steps, "score": steps * 0.01 - abs(lr - 0.01), "final": True,
                   "checkpoint": f"run-{os.getpid()}"}), flush=True)
@@ -64,28 +66,35 @@ class Team:
         self.engine = db.open_store(url)
         self.script = tmp / "toy_train.py"
         self.script.write_text(TRAINER)
-        self.name = ""
+        self.name = ""            # the sweep most helpers look at: the first launched
 
     def env(self, **extra: str) -> dict[str, str]:
         return dict(os.environ, SWEEPD_DB=self.url, SWEEPD_HOME=str(self.home), WANDB_MODE="disabled", **extra)
 
-    def launch(self, trials: int, steps: int) -> queue.SweepInfo:
-        """Queue the sweep without running it (agents are started separately)."""
-        path = self.tmp / "toy.toml"
+    def launch(self, trials: int, steps: int, name: str = "toy", user: str = "tester") -> queue.SweepInfo:
+        """Queue a sweep owned by `user` without running it (agents are started separately)."""
+        path = self.tmp / f"{name}.toml"
         path.write_text(SWEEP.format(python=sys.executable, script=self.script, trials=trials, steps=steps))
-        done = subprocess.run([sys.executable, "-m", "sweepd.cli", "launch", str(path), "--detach", "--name", "toy"],
-                              capture_output=True, text=True, env=self.env(), timeout=60)
+        done = self.cli("launch", str(path), "--detach", "--name", name, user=user)
         assert done.returncode == 0, done.stdout + done.stderr
-        self.name = "toy"
-        return queue.get_sweep(self.engine, "toy")
+        self.name = self.name or name
+        return queue.get_sweep(self.engine, name)
 
-    def agent(self, box: str, slots: int = 1, step_seconds: float = 0.1) -> subprocess.Popen[str]:
-        """Start `sweepd agent` on `box` with 3 s leases (heartbeat each second) until the sweep is done."""
+    def cli(self, *args: str, user: str = "tester", timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run a `sweepd` command as `user` (on a terminal wide enough that tables do not wrap)."""
+        return subprocess.run([sys.executable, "-m", "sweepd.cli", *args], capture_output=True, text=True,
+                              env=self.env(SWEEPD_USER=user, COLUMNS="400"), timeout=timeout)
+
+    def agent(self, box: str, slots: int = 1, step_seconds: float = 0.1, *, any_sweep: bool = False,
+              **env: str) -> subprocess.Popen[str]:
+        """Start `sweepd agent` on `box` with 3 s leases (heartbeat each second) until the sweep is
+        done, or with `any_sweep` on every sweep until none has work it may take."""
         log = open(self.tmp / f"agent-{box}-{len(self.agents)}.log", "w")  # noqa: SIM115 - closed with the process
+        until = ["--exit-when-idle"] if any_sweep else ["--sweep", self.name, "--until-done"]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "sweepd.cli", "agent", "--box", box, "--slots", str(slots), "--sweep", self.name,
-             "--until-done", "--lease-seconds", "3", "--grace-seconds", "2", "--no-wandb"],
-            stdout=log, stderr=subprocess.STDOUT, text=True, env=self.env(TOY_STEP_SECONDS=str(step_seconds)))
+            [sys.executable, "-m", "sweepd.cli", "agent", "--box", box, "--slots", str(slots), *until,
+             "--lease-seconds", "3", "--grace-seconds", "2", "--no-wandb"],
+            stdout=log, stderr=subprocess.STDOUT, text=True, env=self.env(TOY_STEP_SECONDS=str(step_seconds), **env))
         proc.log_path = log.name  # type: ignore[attr-defined]
         self.agents.append(proc)
         return proc
