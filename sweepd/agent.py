@@ -188,6 +188,9 @@ class Agent:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self._flush_unrecorded(final=True)
+            # `launch` looks for a live agent on this box: say that this one is gone.
+            with contextlib.suppress(DBAPIError):
+                queue.heartbeat_box(self.engine, self.box, self.id, "offline")
             if self.tracker:
                 self.tracker.close()
 

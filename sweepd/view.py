@@ -36,11 +36,18 @@ def fmt_params(params: dict[str, Any], center: dict[str, Any] | None = None) -> 
     """Params as short `key=value` pairs; with `center`, only those that differ from it."""
     parts = []
     for name, value in params.items():
-        if center is not None and center.get(name) == value:
+        if center is not None and _same(center.get(name), value):
             continue
         text = f"{value:.3g}" if isinstance(value, float) else str(value)
         parts.append(f"{name.split('.')[-1]}={text}")
     return ", ".join(parts) or "(centre)"
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, or equal floats after a round trip through the search space."""
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
 
 
 def sweep_summary(sweep: SweepInfo, trials: list[TrialInfo]) -> dict[str, Any]:
@@ -78,8 +85,14 @@ def trials_table(trials: list[TrialInfo], center: dict[str, Any] | None = None, 
         status = t.status + (" (truncated)" if t.truncated else "")
         table.add_row(str(t.number), t.kind, Text(status, style=STATUS_STYLE.get(t.status, "")),
                       fmt_score(t.score, t.score_stderr), fmt_cost(t.cost), fmt_params(t.params, center),
-                      (t.failure_reason or "").splitlines()[0] if t.failure_reason else "")
+                      _one_line(t.failure_reason))
     return table
+
+
+def _one_line(text: str | None, width: int = 160) -> str:
+    """A reason as one short line; the whole text stays in `sweepd status SWEEP --json`."""
+    line = (text or "").strip().splitlines()[0] if text and text.strip() else ""
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 def front_table(points: list[ConfigResult], center: dict[str, Any] | None = None) -> Table:
