@@ -287,6 +287,8 @@ class Agent:
         if not self.workers:
             time.sleep(timeout)
             return
+        if any(w.eof for w in self.workers.values()):
+            timeout = 0.01  # a worker closed its pipe and is exiting: collect it promptly
         for key, _mask in self.selector.select(timeout):
             worker: Worker = key.data
             try:
