@@ -1,6 +1,7 @@
 """Suggest latency of the CARBS-style searcher at 50, 200 and 1000 observations.
 
-Two paths are timed, each the median of ``--repeats`` runs:
+Two paths are timed, each the median of ``--repeats`` runs, in wall seconds and in CPU seconds of
+this process (the CPU figure is the steadier one on a machine shared with other work):
 - rebuild+suggest: what the agent does per suggestion: create_searcher, observe every finished
   trial in order, add_pending the in-flight ones, suggest;
 - suggest alone: one more suggest() on a searcher that already holds the history.
@@ -57,16 +58,16 @@ def history(n: int, seed: int = 0) -> tuple[list[Observation], list[dict]]:
     return observations, configs[n:]
 
 
-def rebuild_and_suggest(observations: list[Observation], pending: list[dict]) -> float:
-    """Seconds for the agent's path: a fresh searcher fed the whole history, then suggest()."""
-    t0 = time.perf_counter()
+def rebuild_and_suggest(observations: list[Observation], pending: list[dict]) -> tuple[float, float]:
+    """(wall, CPU) seconds for the agent's path: a fresh searcher fed the whole history, then suggest()."""
+    t0, c0 = time.perf_counter(), time.process_time()
     s = create_searcher("carbs", PARAMS, seed=0, max_suggestion_cost=CAP)
     for obs in observations:
         s.observe(obs)
     for cfg in pending:
         s.add_pending(cfg)
     s.suggest()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def main() -> None:
@@ -75,7 +76,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="50,200,1000")
     ap.add_argument("--repeats", type=int, default=7)
     args = ap.parse_args()
-    print(f"{'observations':>12s} {'rebuild+suggest_s':>18s} {'suggest_s':>10s}")
+    print(f"{'observations':>12s} {'rebuild+suggest_s':>18s} {'suggest_s':>10s} {'rebuild_cpu_s':>14s} "
+          f"{'suggest_cpu_s':>14s}")
     for n in (int(v) for v in args.sizes.split(",")):
         observations, pending = history(n)
         rebuild_and_suggest(observations, pending)  # warm up imports and caches
@@ -87,11 +89,16 @@ def main() -> None:
             s.add_pending(cfg)
         alone = []
         for _ in range(args.repeats):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             sug = s.suggest()
-            alone.append(time.perf_counter() - t0)
+            alone.append((time.perf_counter() - t0, time.process_time() - c0))
             s.forget(sug.params)  # keep the history identical between repeats
-        print(f"{n:12d} {statistics.median(rebuild):18.4f} {statistics.median(alone):10.4f}", flush=True)
+
+        def med(runs: list[tuple[float, float]], i: int) -> float:
+            return statistics.median(r[i] for r in runs)
+
+        print(f"{n:12d} {med(rebuild, 0):18.4f} {med(alone, 0):10.4f} {med(rebuild, 1):14.4f} "
+              f"{med(alone, 1):14.4f}", flush=True)
 
 
 if __name__ == "__main__":

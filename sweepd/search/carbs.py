@@ -40,7 +40,9 @@ Options (keyword arguments of ``create_searcher("carbs", ...)``):
 - ``stale_window`` (10): runs without front improvement that double the search radius.
 - ``max_train_points`` (128): GP training set cap (the Pareto runs, then the most recent).
 - ``max_fit_points`` (48): runs used to fit kernel hyperparameters (same order).
-- ``fit_iterations`` (20): L-BFGS iterations per hyperparameter fit.
+- ``fit_iterations`` (20): L-BFGS iterations for the score GP's hyperparameters; the cost and
+  success GPs get half (log cost is close to linear in basic coordinates in practice, and the
+  success model only needs the rough shape of a crash region).
 - ``num_candidates`` (0): candidates per suggestion; 0 means 100 per dimension, 500 to 2000.
 
 ``suggest()`` runs torch with one thread (fastest for these small matrices) and restores the
@@ -201,7 +203,7 @@ class CarbsSearcher:
         fit = self._training_indices(fr, self.max_fit_points)
         y_score = np.array(h.scores)
         y_cost = log_cost(h.costs)
-        cost_gp = self._fit(x_all, y_cost, fit, train)
+        cost_gp = self._fit(x_all, y_cost, fit, train, iterations=self.fit_iterations // 2)
         success_gp = None
         if ok.all():
             score_gp = self._fit(x_all, y_score, fit, train)
@@ -215,7 +217,8 @@ class CarbsSearcher:
                                         failures[: len(failures) // 2]])
             y_score = np.where(ok, y_score, np.nanmin(y_score[train]))
             score_gp = self._fit(x_all, y_score, mixed_fit, with_failures)
-            success_gp = self._fit(x_all, ok.astype(np.float64), mixed_fit, with_failures, iterations=10)
+            success_gp = self._fit(x_all, ok.astype(np.float64), mixed_fit, with_failures,
+                                   iterations=self.fit_iterations // 2)
         if h.n_pending:
             believed, _ = score_gp.predict(np.array(h.pending_x))
             score_gp = score_gp.condition(np.array(h.pending_x), believed)
@@ -326,7 +329,7 @@ class CarbsSearcher:
         if len(ok) < _MIN_SUCCESSES or not math.isfinite(self.max_suggestion_cost):
             return None
         ok = ok[-self.max_fit_points:]
-        return GaussianProcess.fit(np.array(h.x)[ok], log_cost(h.costs)[ok], max_iter=self.fit_iterations)
+        return GaussianProcess.fit(np.array(h.x)[ok], log_cost(h.costs)[ok], max_iter=self.fit_iterations // 2)
 
     def _cost_upper(self, gp: GaussianProcess, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Predicted median log cost and its upper ``cost_quantile`` (model and run-to-run noise)."""
@@ -340,15 +343,19 @@ class CarbsSearcher:
         return scipy.special.log_ndtr((mu - 0.5) / np.sqrt(var + 1e-6))
 
     def _stale_runs(self) -> int:
-        """Successful runs since the last one that beat every cheaper-or-equal earlier run."""
+        """Successful runs since the last one that beat every cheaper-or-equal earlier run.
+
+        Counted up to the point where the radius stops growing, so a long sweep pays no more.
+        """
         h = self.history
         ok = np.flatnonzero(~np.array(h.failed))
         scores, costs = np.array(h.scores)[ok], np.array(h.costs)[ok]
-        for back, i in enumerate(range(len(ok) - 1, -1, -1)):
+        horizon = math.ceil(_MAX_RADIUS_DOUBLINGS * self.stale_window)
+        for back, i in enumerate(range(len(ok) - 1, max(len(ok) - 1 - horizon, -1), -1)):
             cheaper = costs[:i] <= costs[i]
             if not cheaper.any() or scores[i] > scores[:i][cheaper].max():
                 return back
-        return len(ok)
+        return min(len(ok), horizon)
 
     # -- candidates -------------------------------------------------------------------------------
 

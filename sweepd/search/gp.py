@@ -4,10 +4,10 @@ Kernel: ``signal * Matern32(ARD lengthscales) + linear * <x - c, x' - c>`` plus 
 ``c`` is the mean of the training inputs (centring keeps the linear term from acting as a huge
 offset far from the origin of basic space). Outputs are standardized before the fit.
 
-Hyperparameters are fitted by L-BFGS-B (scipy) on the log marginal likelihood plus weak log-normal
-priors (a MAP fit: with a dozen points a pure maximum-likelihood fit can collapse a lengthscale or
-the noise). Torch computes the value and gradient; callers should run it with one torch thread
-(see ``sweepd.search.carbs``), which is fastest for matrices this small.
+Hyperparameters are fitted by L-BFGS (torch, bounds by a sigmoid reparametrization) on the log
+marginal likelihood plus weak log-normal priors (a MAP fit: with a dozen points a pure
+maximum-likelihood fit can collapse a lengthscale or the noise). Callers should run it with one
+torch thread (see ``sweepd.search.carbs``), which is fastest for matrices this small.
 """
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.optimize
 import torch
 
 _JITTER = 1e-8
@@ -68,13 +67,15 @@ def _cholesky(k: torch.Tensor) -> torch.Tensor:
         jitter *= 100.0
 
 
-def _prior_arrays(d: int) -> tuple[np.ndarray, np.ndarray]:
+def _bounds_and_prior(d: int) -> tuple[torch.Tensor, ...]:
+    bounds = [_LS_BOUNDS] * d + [_SIGNAL_BOUNDS, _LINEAR_BOUNDS, _NOISE_BOUNDS]
     priors = [_LS_PRIOR] * d + [_SIGNAL_PRIOR, _LINEAR_PRIOR, _NOISE_PRIOR]
-    return np.array([p[0] for p in priors]), np.array([p[1] for p in priors])
+    cols = (*zip(*bounds, strict=True), *zip(*priors, strict=True))
+    return tuple(torch.tensor(col, dtype=torch.float64) for col in cols)
 
 
-def _neg_log_posterior(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
-                       center: torch.Tensor) -> tuple[float, np.ndarray]:
+def _neg_log_posterior(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, center: torch.Tensor,
+                       prior_mean: torch.Tensor, prior_sd: torch.Tensor) -> tuple[float, torch.Tensor]:
     """Negative log marginal likelihood minus log prior, and its gradient in ``theta``.
 
     The gradient is written out (0.5 tr((K^-1 - a a^T) dK/dtheta)) rather than taken by autograd:
@@ -96,17 +97,14 @@ def _neg_log_posterior(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
     alpha = torch.cholesky_solve(y[:, None], chol)
     w = torch.cholesky_inverse(chol) - alpha @ alpha.T
     g = w * e
-    ga = g @ a
     grad = torch.empty(d + 3, dtype=torch.float64)
-    grad[:d] = 1.5 * signal * 2.0 * ((a * a).T @ g.sum(1) - (a * ga).sum(0))
+    grad[:d] = 3.0 * signal * ((a * a).T @ g.sum(1) - (a * (g @ a)).sum(0))
     grad[d] = 0.5 * signal * (w * matern).sum()
     grad[d + 1] = 0.5 * linear * (w * lin).sum()
     grad[d + 2] = 0.5 * noise * w.diagonal().sum()
-    value = 0.5 * float((y[:, None] * alpha).sum()) + float(chol.diagonal().log().sum())
-    mean, sd = _prior_arrays(d)
-    v = theta.numpy()
-    value += 0.5 * float((((v - mean) / sd) ** 2).sum())
-    return value, grad.numpy() + (v - mean) / sd**2
+    z = (theta - prior_mean) / prior_sd
+    value = 0.5 * (y[:, None] * alpha).sum() + chol.diagonal().log().sum() + 0.5 * (z * z).sum()
+    return float(value), grad + z / prior_sd
 
 
 class GaussianProcess:
@@ -130,7 +128,7 @@ class GaussianProcess:
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, *, max_iter: int = 30,
             init: Hyperparameters | None = None) -> GaussianProcess:
-        """Fit hyperparameters (MAP, L-BFGS-B) to ``(x, y)`` and return the posterior."""
+        """Fit hyperparameters (MAP, L-BFGS) to ``(x, y)`` and return the posterior."""
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         n, d = x.shape
@@ -143,21 +141,33 @@ class GaussianProcess:
         yt = torch.as_tensor((y - y_mean) / y_std)
         ct = torch.as_tensor(center)
 
-        def objective(v: np.ndarray) -> tuple[float, np.ndarray]:
-            return _neg_log_posterior(torch.as_tensor(v, dtype=torch.float64), xt, yt, ct)
+        lo, hi, prior_mean, prior_sd = _bounds_and_prior(d)
+        v0 = torch.as_tensor(init.as_vector()).clamp(lo + 1e-3, hi - 1e-3)
+        # Bounds by a sigmoid reparametrization, so torch's (unconstrained) L-BFGS can be used:
+        # scipy's L-BFGS-B spent most of its time waking idle BLAS threads on a busy 2-core box.
+        u = torch.logit((v0 - lo) / (hi - lo)).requires_grad_(True)
 
-        bnds = [_LS_BOUNDS] * d + [_SIGNAL_BOUNDS, _LINEAR_BOUNDS, _NOISE_BOUNDS]
-        v0 = np.clip(init.as_vector(), [b[0] for b in bnds], [b[1] for b in bnds])
-        best = v0
+        def theta_of(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            sig = torch.sigmoid(w)
+            return lo + (hi - lo) * sig, (hi - lo) * sig * (1.0 - sig)
+
+        def closure() -> torch.Tensor:
+            theta, dtheta = theta_of(u.detach())
+            value, grad = _neg_log_posterior(theta, xt, yt, ct, prior_mean, prior_sd)
+            u.grad = grad * dtheta
+            return torch.tensor(value, dtype=torch.float64)
+
+        best = v0.numpy()
         if max_iter > 0:
             try:
-                res = scipy.optimize.minimize(objective, v0, jac=True, method="L-BFGS-B", bounds=bnds,
-                                              options={"maxiter": max_iter, "maxfun": max_iter + 10})
-                if np.all(np.isfinite(res.x)):
-                    best = res.x
-            except (RuntimeError, ValueError, np.linalg.LinAlgError):
+                opt = torch.optim.LBFGS([u], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
+                opt.step(closure)
+                fitted = theta_of(u.detach())[0].numpy()
+                if np.all(np.isfinite(fitted)):
+                    best = fitted
+            except (RuntimeError, ValueError):
                 # A numerically broken fit keeps the initial hyperparameters: a worse model, not a crash.
-                best = v0
+                pass
         return cls(x, y, Hyperparameters.from_vector(best), y_mean, y_std, center)
 
     @property

@@ -141,3 +141,24 @@ def test_unknown_options_and_searchers_are_rejected():
         create_searcher("carbs", PARAMS, seed=0, max_suggestion_cost=1.0, num_random=3)
     with pytest.raises(ValueError):
         create_searcher("bayes", PARAMS)
+
+
+def test_repeated_configs_are_averaged_on_the_front():
+    s = create_searcher("carbs", PARAMS, seed=0, max_suggestion_cost=1e4)
+    a = {"lr": 1e-3, "steps": 100000, "epochs": 3}
+    for score in (10.0, 14.0):
+        s.observe(Observation(a, score, 100.0))
+    s.observe(Observation({"lr": 1e-3, "steps": 10000, "epochs": 3}, 5.0, 10.0))
+    front = s._front()
+    i = next(j for j in front.front if front.count[j] == 2)
+    assert front.score[i] == pytest.approx(12.0)
+    assert front.stderr[i] == pytest.approx(2.0)
+
+
+def test_suggest_leaves_the_callers_torch_threads_alone():
+    import torch
+
+    before = torch.get_num_threads()
+    s = create_searcher("carbs", PARAMS, seed=0, max_suggestion_cost=1e4)
+    run(s, 6)
+    assert torch.get_num_threads() == before
