@@ -8,13 +8,16 @@ store's public functions (`lease_trial`, `finish_trial`) for `--seconds`. `queue
 pre-queued trials (the claim path); `suggest` mode makes every lease a new suggestion from a
 trivial proposer (the sweep-lock path). PostgreSQL runs in a scratch database that is dropped
 afterwards; SQLite in a temporary file. Prints cycles per second and double leases (a trial
-leased by two agents, or leased twice: must be 0), checked from both the agents' logs and the DB.
+leased by two agents, or leased twice: must be 0), checked from both the agents' logs and the DB,
+and the CPU each cycle costs (agents, and the local PostgreSQL server's processes): on a shared
+machine the rate depends on what else runs, the CPU per cycle much less.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import sys
 import tempfile
 import time
@@ -40,10 +43,32 @@ class Figures:
     cycles: int
     seconds: float
     double_leases: int
+    agent_cpu_ms: float        # client CPU per cycle, all agents
+    server_cpu_ms: float       # PostgreSQL's CPU per cycle (all its processes; 0 when not measurable)
 
     @property
     def rate(self) -> float:
         return self.cycles / self.seconds if self.seconds else 0.0
+
+    @property
+    def idle_capacity(self) -> float:
+        """Cycles/s the measured CPU cost allows on this many idle cores (machine load aside)."""
+        cost = self.agent_cpu_ms + self.server_cpu_ms
+        return (os.cpu_count() or 1) * 1000.0 / cost if cost else 0.0
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU seconds used so far by the local PostgreSQL server's processes (0 if none are visible)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if "(postgres)" in text:
+            fields = text.rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def counting_proposer(sweep: queue.SweepInfo, history: queue.History) -> queue.Proposal:
@@ -51,11 +76,12 @@ def counting_proposer(sweep: queue.SweepInfo, history: queue.History) -> queue.P
     return queue.Proposal(params={"n": len(history.observations) + len(history.pending)}, kind="random")
 
 
-def _agent(url: str, sweep_id: int, index: int, seconds: float, go: Any, out: Any) -> None:
+def _agent(url: str, sweep_id: int, index: int, seconds: float, go: Any, out: Any, done: Any) -> None:
     engine = db.make_engine(url)
     holder = queue.Holder(agent=f"bench-{index}", box=f"bench-box-{index}", slot=0, user="bench")
     leased: list[int] = []
     go.wait()
+    cpu = time.process_time()
     start = time.monotonic()
     deadline = start + seconds
     while time.monotonic() < deadline:
@@ -65,7 +91,8 @@ def _agent(url: str, sweep_id: int, index: int, seconds: float, go: Any, out: An
         leased.append(lease.trial_id)
         if not queue.finish_trial(engine, lease, 0.0, 0.0):
             leased.append(-lease.trial_id)  # a lost lease in a run without reaping: a bug
-    out.put((leased, start, time.monotonic()))
+    out.put((leased, start, time.monotonic(), time.process_time() - cpu))
+    done.wait()  # keep our server process alive until its CPU time has been read
     engine.dispose()
 
 
@@ -78,13 +105,16 @@ def run(url: str, backend: str, agents: int, seconds: float, mode: str) -> Figur
         queue.enqueue_trials(engine, sweep.id, ({"n": n} for n in range(int(agents * seconds * 150))))
     engine.dispose()
     ctx = mp.get_context("fork")
-    go, out = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_agent, args=(url, sweep.id, i, seconds, go, out)) for i in range(agents)]
+    go, out, done = ctx.Event(), ctx.Queue(), ctx.Event()
+    procs = [ctx.Process(target=_agent, args=(url, sweep.id, i, seconds, go, out, done)) for i in range(agents)]
     for proc in procs:
         proc.start()
     time.sleep(1.0)  # let every process import and connect before the clock starts
+    server_cpu = postgres_cpu_seconds() if backend == "postgres" else 0.0
     go.set()
     results = [out.get() for _ in procs]
+    server_cpu = postgres_cpu_seconds() - server_cpu if backend == "postgres" else 0.0
+    done.set()
     for proc in procs:
         proc.join()
     leased = [t for r in results for t in r[0]]
@@ -95,7 +125,10 @@ def run(url: str, backend: str, agents: int, seconds: float, mode: str) -> Figur
     doubles = (len(leased) - len(set(leased)) + sum(1 for t in leased if t < 0)
                + sum(1 for t in trials if t.attempts != 1 or t.status != "succeeded")
                + sum(1 for n in Counter(t.number for t in trials).values() if n > 1))
-    return Figures(backend, mode, agents, len([t for t in leased if t > 0]), elapsed, doubles)
+    cycles = len([t for t in leased if t > 0])
+    per = 1000.0 / max(1, cycles)
+    return Figures(backend, mode, agents, cycles, elapsed, doubles, sum(r[3] for r in results) * per,
+                   server_cpu * per)
 
 
 def _pg_scratch(admin_url: str) -> tuple[str, Any]:
@@ -136,7 +169,9 @@ def main(argv: list[str]) -> int:
         finally:
             cleanup()
         print(f"{fig.backend:8s} {fig.mode:7s} agents={fig.agents:2d} cycles={fig.cycles:6d} "
-              f"in {fig.seconds:5.1f} s: {fig.rate:7.1f} lease->finish cycles/s, double leases: {fig.double_leases}",
+              f"in {fig.seconds:5.1f} s: {fig.rate:7.1f} lease->finish cycles/s, double leases: {fig.double_leases}; "
+              f"CPU/cycle {fig.agent_cpu_ms:.2f} ms agents + {fig.server_cpu_ms:.2f} ms server "
+              f"(~{fig.idle_capacity:.0f}/s on {os.cpu_count()} idle cores); load avg {os.getloadavg()[0]:.1f}",
               flush=True)
         failed |= fig.double_leases != 0
     return 1 if failed else 0

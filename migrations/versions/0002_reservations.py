@@ -1,4 +1,4 @@
-"""team mode: box reservations; a partial index for the queued-trial claim, one for fair share's usage sums
+"""team mode: box reservations; partial indexes for the queued-trial claim, the reaper and fair share's usage sums
 
 Revision ID: 0002
 Revises: 0001
@@ -30,7 +30,15 @@ def upgrade() -> None:
         batch_op.create_index('ix_reservations_box_until', ['box', 'until'], unique=False)
 
     with op.batch_alter_table('trials', schema=None) as batch_op:
-        batch_op.create_index('ix_trials_finished_at', ['finished_at'], unique=False)
+        # Partial indexes cost no entry for rows outside them: a lease -> finish cycle updates
+        # every index of the row twice (status is indexed, so no HOT updates), the hot path's main cost.
+        batch_op.create_index('ix_trials_lease_expiry', ['lock_expires_at'], unique=False,
+                              postgresql_where=sa.text("status IN ('leased', 'running')"),
+                              sqlite_where=sa.text("status IN ('leased', 'running')"))
+        batch_op.drop_index('ix_trials_status_expiry')
+        batch_op.create_index('ix_trials_finished_at', ['finished_at'], unique=False,
+                              postgresql_where=sa.text("finished_at IS NOT NULL"),
+                              sqlite_where=sa.text("finished_at IS NOT NULL"))
         # The queue: only queued rows, in lease order, so a claim never scans finished trials.
         batch_op.create_index('ix_trials_queued', ['sweep_id', 'number'], unique=False,
                               postgresql_where=sa.text("status = 'queued'"), sqlite_where=sa.text("status = 'queued'"))
@@ -40,6 +48,8 @@ def downgrade() -> None:
     with op.batch_alter_table('trials', schema=None) as batch_op:
         batch_op.drop_index('ix_trials_queued')
         batch_op.drop_index('ix_trials_finished_at')
+        batch_op.create_index('ix_trials_status_expiry', ['status', 'lock_expires_at'], unique=False)
+        batch_op.drop_index('ix_trials_lease_expiry')
 
     with op.batch_alter_table('reservations', schema=None) as batch_op:
         batch_op.drop_index('ix_reservations_box_until')

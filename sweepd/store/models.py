@@ -61,9 +61,13 @@ class Trial(Base):
         # claim never wades through a sweep's finished trials (uq_trials_sweep_number would).
         Index("ix_trials_queued", "sweep_id", "number", postgresql_where=text("status = 'queued'"),
               sqlite_where=text("status = 'queued'")),
-        Index("ix_trials_status_expiry", "status", "lock_expires_at"),
+        # The reaper's index: only held leases, so finishing a trial costs no entry here.
+        Index("ix_trials_lease_expiry", "lock_expires_at", postgresql_where=text("status IN ('leased', 'running')"),
+              sqlite_where=text("status IN ('leased', 'running')")),
         # Fair share sums each owner's recent slot-seconds: trials finished inside the window.
-        Index("ix_trials_finished_at", "finished_at"),
+        # Partial: a lease (finished_at NULL) then costs no entry here.
+        Index("ix_trials_finished_at", "finished_at", postgresql_where=text("finished_at IS NOT NULL"),
+              sqlite_where=text("finished_at IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

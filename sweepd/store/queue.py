@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Float, bindparam, case, func, or_, select, update
+from sqlalchemy import Connection, Engine, Float, bindparam, case, func, literal_column, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -417,7 +417,14 @@ SETUP_FAST_SECONDS = 20.0        # ... each within this many seconds: a broken s
 # The hot statements are built once with bind parameters: constructing a SQLAlchemy statement
 # per call cost more client CPU than the database spent running it (benchmarks/queue_throughput.py).
 # Bind names carry a `b_` prefix because SQLAlchemy reserves column names in SET clauses.
-_HAS_QUEUED = select(Trial.id).where(Trial.sweep_id == Sweep.id, Trial.status == QUEUED).exists()
+def _is(status: str) -> Any:
+    """A status written into the SQL, not bound: PostgreSQL can use a partial index (WHERE
+    status = 'queued') in a prepared statement's generic plan only when it sees the value."""
+    return literal_column(f"'{status}'")
+
+
+_HELD = [_is(LEASED), _is(RUNNING)]
+_HAS_QUEUED = select(Trial.id).where(Trial.sweep_id == Sweep.id, Trial.status == _is(QUEUED)).exists()
 # Whether the box has a reservation now rides along with the plan: an unreserved box costs no query.
 _BOX_RESERVED = select(Reservation.id).where(Reservation.box == bindparam("b_box"), Reservation.until > epoch_now(),
                                              Reservation.starts_at <= epoch_now()).exists()
@@ -429,9 +436,10 @@ _LOCK_VALUES = {"status": LEASED, "box": bindparam("b_box"), "slot": bindparam("
                 "lock_expires_at": epoch_now() + bindparam("b_lease_seconds", type_=Float),
                 "heartbeat_at": epoch_now()}
 _CLAIM = (update(Trial)
-          .where(Trial.id == select(Trial.id).where(Trial.sweep_id == bindparam("b_sweep_id"), Trial.status == QUEUED)
+          .where(Trial.id == select(Trial.id).where(Trial.sweep_id == bindparam("b_sweep_id"),
+                                                    Trial.status == _is(QUEUED))
                  .order_by(Trial.number).limit(1).with_for_update(skip_locked=True).scalar_subquery(),
-                 Trial.status == QUEUED,
+                 Trial.status == _is(QUEUED),
                  select(Sweep.id).where(Sweep.id == bindparam("b_sweep_id"), Sweep.status == SWEEP_RUNNING).exists())
           .values(attempts=Trial.attempts + 1, **_LOCK_VALUES)
           .returning(Trial.id, Trial.number, Trial.kind, Trial.params, Trial.seed, Trial.attempts,
@@ -877,7 +885,7 @@ def reap_expired(engine: Engine, actor: str) -> list[int]:
     """Take back leases whose holder stopped heartbeating: re-queue once, then abandon."""
     with Session(engine) as session, session.begin():
         now = _now(session)
-        rows = session.scalars(select(Trial).where(Trial.status.in_(ACTIVE), Trial.lock_expires_at < now)
+        rows = session.scalars(select(Trial).where(Trial.status.in_(_HELD), Trial.lock_expires_at < now)
                                .with_for_update(skip_locked=True)).all()
         for row in rows:
             _fail_row(session, row, f"lease expired (holder {row.lock_owner} on {row.box} stopped heartbeating)",
