@@ -8,8 +8,8 @@ number of agent steps twice, each in a fresh process on one thread (OMP_NUM_THRE
 - direct: this file's `--direct` mode: the family's settings, env and policy, then PufferLib's own
   `PuffeRL` loop (evaluate, train until total_timesteps) with its dashboard on (sent to /dev/null),
   as `puffer train` runs it.
-Target: the worker within 5% of direct. Runs alternate worker/direct per env to share the box's
-load drift between them; on a shared box single runs differ by +-30%: the median ratio over
+Target: the worker within 5% of direct. Each pair alternates which mode runs first, to share the
+box's load drift between them; on a shared box single runs differ by +-30%: the median ratio over
 --repeats pairs is the figure to read.
 
 Usage: python benchmarks/train_throughput.py [--envs snake,puffer_breakout,breakout] [--scale 1.0]
@@ -67,13 +67,20 @@ def run_direct(env: str, steps: int, artifact_dir: str) -> dict[str, float]:
 def direct_main(env: str, steps: int, artifact_dir: str) -> None:
     """`--direct`: train with PufferLib's PuffeRL loop, print {"sps", "steps"} as JSON."""
     import contextlib
+    import random
 
+    import numpy as np
     import torch
     from sweepd.envs.family import import_pufferl
 
     from sweepd import envs
 
+    # As the worker does: one thread, and the trial seed everywhere, so both runs train alike
+    # (env step costs follow the policy's behaviour).
     torch.set_num_threads(1)
+    random.seed(1)
+    np.random.seed(1)
+    torch.manual_seed(1)
     pufferl = import_pufferl()
     family = envs.get(env)
     args = family.resolve({"train": {"total_timesteps": steps}}, device="cpu", seed=1, data_dir=artifact_dir)
@@ -113,8 +120,13 @@ def main() -> None:
         for env in options.envs.split(","):
             steps = int(STEPS[env] * options.scale)
             for repeat in range(options.repeats):
-                worker = run_worker(env, steps, str(Path(tmp) / f"{env}-{repeat}"))
-                direct = run_direct(env, steps, str(Path(tmp) / f"{env}-{repeat}-direct"))
+                # Alternate which mode goes first: the box's load drifts between the two runs.
+                if repeat % 2 == 0:
+                    worker = run_worker(env, steps, str(Path(tmp) / f"{env}-{repeat}"))
+                    direct = run_direct(env, steps, str(Path(tmp) / f"{env}-{repeat}-direct"))
+                else:
+                    direct = run_direct(env, steps, str(Path(tmp) / f"{env}-{repeat}-direct"))
+                    worker = run_worker(env, steps, str(Path(tmp) / f"{env}-{repeat}"))
                 ratios.setdefault(env, []).append(worker["sps"] / direct["sps"])
                 print(f"{env:<16} {'worker':<7} {worker['steps']:>9} {worker['sps']:>9.0f} "
                       f"{worker['startup']:>10.1f} {worker['eval']:>7.1f}")

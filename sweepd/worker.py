@@ -468,9 +468,12 @@ def run_puffer(trial: Trial, events: EventWriter, clock: CostClock) -> None:
     train_seconds = time.time() - train_start
 
     eval_start = time.time()
-    per_seed, episodes_done = evaluate_policy(
-        family, args, trainer.uncompiled_policy, eval_seeds(trial.seed, trial.eval_seeds),
-        trial.eval_episodes, deadline=clock.at(REPORT_MARGIN_S))
+    try:
+        per_seed, episodes_done = evaluate_policy(
+            family, args, trainer.uncompiled_policy, eval_seeds(trial.seed, trial.eval_seeds),
+            trial.eval_episodes, deadline=clock.at(REPORT_MARGIN_S))
+    except torch.OutOfMemoryError as exc:
+        raise TrialFailed("hyperparameter", f"CUDA out of memory in evaluation: {exc}") from exc
     eval_seconds = time.time() - eval_start
     scores = [s for s in per_seed if s is not None]
     if not scores:
@@ -692,12 +695,16 @@ def _relay(proc: subprocess.Popen[bytes], report_fd: int, reports: CommandReport
         if not stopped and now >= term_at:
             stopped = True
             _signal_group(proc, signal.SIGTERM)
-        if stopped and now >= kill_at and proc.poll() is None:
-            _signal_group(proc, signal.SIGKILL)
-        wake = term_at if not stopped else kill_at if proc.poll() is None else now + 0.1
-        timeout = max(0.0, min(wake - now, 0.1 if not pending else wake - now))
+        if stopped and now >= kill_at:
+            if proc.poll() is None:
+                _signal_group(proc, signal.SIGKILL)
+            elif now >= kill_at + COMMAND_KILL_BEFORE_S:
+                break  # a descendant that left the process group still holds the pipes open
+        # Wake for the next deadline, or every 50 ms once only the process is left to reap.
+        wake = term_at if not stopped else kill_at
+        timeout = min(max(wake - now, 0.01), 0.05) if not pending or stopped else max(0.0, wake - now)
         if not pending:
-            time.sleep(min(timeout, 0.05) or 0.01)
+            time.sleep(timeout)
             continue
         for key, _ in selector.select(timeout=timeout):
             fd = key.fd
