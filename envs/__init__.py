@@ -10,9 +10,13 @@ and how to build the vectorized env and the policy from them. Families:
                      the DQN-7 Atari games through ale-py, PufferLib's CNN + LSTM policy.
 - `gpudrive`         PufferLib's C port `puffer_gpudrive` on CPU with the sample map, or the Madrona
                      simulator where its package is importable.
+- any other env name PufferLib's config files define (`puffer_pong`, `puffer_squared`, ...): the
+                     generic family of envs/puffer.py, sized for CPU; the families above win a name
+                     both define.
 
-`names()` imports nothing heavy (the spec validator calls it); `get()` imports the family's module,
-which imports PufferLib.
+`names()` imports nothing heavy (the spec validator calls it: it lists PufferLib's ini files
+without importing PufferLib); `get()` imports the family's module, and building the env imports
+PufferLib.
 """
 
 from __future__ import annotations
@@ -41,18 +45,33 @@ class UnknownEnvError(KeyError):
         super().__init__(name)
 
     def __str__(self) -> str:
-        return f"unknown env '{self.name}'; known: {', '.join(self.known)}"
+        import difflib
+
+        close = difflib.get_close_matches(self.name, self.known, n=1, cutoff=0.6)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        if len(self.known) > 20:  # PufferLib's configs name ~200 envs: `sweepd show` lists them
+            return f"unknown env '{self.name}'{hint}; {len(self.known)} known, `sweepd show` lists them"
+        return f"unknown env '{self.name}'{hint}; known: {', '.join(self.known)}"
 
 
 def names() -> list[str]:
-    """The registered env family names, sorted."""
-    return sorted(_REGISTRY)
+    """The registered env family names and PufferLib's config env names, sorted."""
+    from sweepd import puffer_config
+
+    return sorted(set(_REGISTRY) | set(puffer_config.env_names()))
 
 
 def get(name: str) -> EnvFamily:
-    """The env family registered as `name`; raises `UnknownEnvError` for any other name."""
+    """The env family registered as `name`, else the generic family of PufferLib env `name`;
+    raises `UnknownEnvError` for any other name."""
     if name not in _REGISTRY:
-        raise UnknownEnvError(name, names())
+        from sweepd import puffer_config
+
+        if puffer_config.find_ini(name) is None:
+            raise UnknownEnvError(name, names())
+        from sweepd.envs.puffer import family
+
+        return family(name)
     module_name, factory = _REGISTRY[name]
     module = importlib.import_module(f"sweepd.envs.{module_name}")
     return getattr(module, factory)(name)

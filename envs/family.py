@@ -21,9 +21,10 @@ import importlib
 import inspect
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
+if TYPE_CHECKING:  # torch is imported where policies are built: the spec validator builds families
+    import torch
 
 SECTIONS = ("train", "env", "policy", "vec")
 # Keys sweepd sets itself from the trial, never from the config.

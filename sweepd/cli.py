@@ -58,8 +58,58 @@ def validate(file: Annotated[str, typer.Argument(help="Sweep file path or sweep 
 
 
 @app.command()
+def show(
+    name: Annotated[str | None, typer.Argument(help="Sweep name or file; leave out to list every sweep name "
+                                                    "and PufferLib env.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print a resolved sweep: params (space, range, centre), defaults, and where each value came from."""
+    from sweepd import view
+
+    if name is None:
+        from sweepd.puffer_config import env_names
+        from sweepd.spec import sweep_dirs
+
+        files = sorted({p.stem for d in sweep_dirs() if d.is_dir() for p in d.glob("*.toml")})
+        if as_json:
+            _print_json({"sweep_files": files, "pufferlib": env_names()})
+            return
+        console.print(view.names_table(files, env_names()))
+        return
+    spec, origins, notes = _resolved(name)
+    if as_json:
+        _print_json({"spec": spec.to_json(), "origins": origins, "notes": notes})
+        return
+    console.print(view.spec_view(spec, origins, notes))
+
+
+@app.command()
+def convert(name: Annotated[str, typer.Argument(help="Sweep name or file (e.g. a PufferLib env: puffer_pong).")]
+            ) -> None:
+    """Write a resolved sweep as a sweepd sweep file on stdout: `sweepd convert NAME > sweeps/NAME.toml`."""
+    from sweepd.convert import to_toml
+
+    spec, origins, notes = _resolved(name)
+    sys.stdout.write(to_toml(spec, origins, [f"{n['name']}: {n['action']}: {n['reason']}" for n in notes]))
+
+
+def _resolved(name: str) -> tuple[Any, dict[str, str], list[dict[str, str]]]:
+    """The spec for `name`, with origins and notes when it comes from PufferLib's configs."""
+    from sweepd.spec import find_sweep_file
+
+    spec = load_spec(name)
+    if find_sweep_file(name).suffix != ".ini":
+        return spec, {}, []
+    from sweepd.puffer_config import sweep_from_config
+
+    puffer = sweep_from_config(name)
+    return spec, dict(puffer.origins), [asdict(n) for n in puffer.notes]
+
+
+@app.command()
 def launch(
-    name: Annotated[str, typer.Argument(help="Sweep name (./sweeps/NAME.toml, then bundled) or file.")],
+    name: Annotated[str, typer.Argument(help="Sweep name (./sweeps/NAME.toml, then bundled, then PufferLib's "
+                                             "config for env NAME) or file.")],
     max_trials: Annotated[int | None, typer.Option(help="Override [sweep] max_trials.")] = None,
     max_total_cost: Annotated[float | None, typer.Option(help="Override the total budget (seconds).")] = None,
     max_suggestion_cost: Annotated[float | None, typer.Option(help="Override the per-trial cost cap (s).")] = None,
@@ -75,12 +125,18 @@ def launch(
     wandb_project: WandbProjectOption = None,
     db: DbOption = None,
 ) -> None:
-    """Start a sweep: write it, then run an agent in the foreground unless one runs on this box."""
+    """Start a sweep: write it, then run an agent in the foreground unless one runs on this box.
+
+    On a box without a GPU, a sweep with a budget_param (every PufferLib config) first has that
+    param's range fitted to the cost cap from a short, cached speed probe."""
     overrides = {"max_trials": max_trials, "max_total_cost": max_total_cost, "searcher": searcher,
                  "max_suggestion_cost": max_suggestion_cost, "seed": seed}
     spec = load_spec(name, overrides)
-    from sweepd.agent import current_user
+    from sweepd.agent import current_user, detect_gpus
     from sweepd.store import queue
+
+    if spec.settings.budget_param and spec.trainer == "puffer" and (slots is not None or not detect_gpus()):
+        spec = _fit_budget(spec)
 
     engine = _engine(db)
     sweep = queue.create_sweep(engine, spec.to_json(), owner=current_user(), name=sweep_name)
@@ -106,6 +162,22 @@ def launch(
         err_console.print(f"[red]sweep {final.name} paused:[/] {final.status_reason}\n"
                           f"fix the cause, then `sweepd retry {final.name}`", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
+
+
+def _fit_budget(spec: Any) -> Any:
+    """The spec with its budget range fitted to this CPU box (sweepd/budget.py), saying so."""
+    from sweepd.budget import ProbeFailed, fit_budget, load_or_probe
+
+    console.print(f"budget: measuring {spec.env}'s training speed on this CPU (cached after the first time)...")
+    try:
+        probe, cached = load_or_probe(spec)
+    except ProbeFailed as exc:
+        err_console.print(f"[yellow]warning:[/] {exc}; {spec.settings.budget_param} keeps PufferLib's range "
+                          f"and trials stop at the cost cap", highlight=False, soft_wrap=True)
+        return spec
+    fitted, fit = fit_budget(spec, probe, cached)
+    console.print(f"budget: {fit.describe(spec.settings.max_suggestion_cost)}", highlight=False)
+    return fitted
 
 
 def _run_agent(engine: Any, slots: int | None, *, until_sweep: int | None = None, live_sweep: Any = None,

@@ -31,7 +31,7 @@ SPACES = ("log", "linear", "logit", "pow2")
 TRAINERS = ("puffer", "command")
 SEARCHERS = ("carbs", "random")
 TOP_KEYS = ("extends", "env_name", "trainer", "command", "sweep", "search", *SECTIONS)
-PARAM_KEYS = ("space", "min", "max", "center", "integer")
+PARAM_KEYS = ("space", "min", "max", "center", "integer", "scale")
 
 
 class SpecError(ValueError):
@@ -63,6 +63,10 @@ class SweepSettings:
     priority: int = 0
     max_slots: int = 0
     wandb_project: str = ""
+    # The searched param that sets training length ("train.total_timesteps"): on a box without a
+    # GPU, `sweepd launch` rescales its range by measured steps/s to fit max_suggestion_cost
+    # (sweepd/budget.py). Empty: never rescaled.
+    budget_param: str = ""
 
     @property
     def cost_cap(self) -> float:
@@ -101,7 +105,7 @@ class SweepSpec:
             "command": list(self.command), "defaults": self.defaults,
             "settings": {k: getattr(self.settings, k) for k in SETTING_KEYS},
             "params": [{"name": p.name, "space": p.space, "min": p.min, "max": p.max,
-                        "center": p.center, "integer": p.integer} for p in self.params],
+                        "center": p.center, "integer": p.integer, "scale": p.scale} for p in self.params],
         }
 
     @classmethod
@@ -123,28 +127,54 @@ def sweep_dirs() -> list[Path]:
 
 
 def find_sweep_file(name: str) -> Path:
-    """Path of a sweep given as a file path or a name (./sweeps/NAME.toml, then bundled)."""
+    """Path of a sweep given as a file path or a name: ./sweeps/NAME.toml, then the bundled sweeps,
+    then PufferLib's config for the env NAME (its .ini: `load_spec` maps it, sweepd/puffer_config.py)."""
+    from sweepd import puffer_config
+
     if name.endswith(".toml") or os.sep in name:
         path = Path(name)
-        if not path.is_file():
+        if path.is_file():
+            return path
+        ini = None if name.endswith(".toml") else puffer_config.find_ini(name)  # e.g. "bandit/0"
+        if ini is None:
             raise SpecError(path, "no such sweep file")
-        return path
+        return ini
     for directory in sweep_dirs():
         candidate = directory / f"{name}.toml"
         if candidate.is_file():
             return candidate
+    ini = puffer_config.find_ini(name)
+    if ini is not None:
+        return ini
     known = sorted({p.stem for d in sweep_dirs() if d.is_dir() for p in d.glob("*.toml")})
-    raise SpecError(None, f"no sweep named '{name}'{_did_you_mean(name, known)}; "
-                          f"known: {', '.join(known) or 'none'}")
+    raise SpecError(None, f"no sweep named '{name}'{_did_you_mean(name, known + puffer_config.env_names())}; "
+                          f"known: {', '.join(known) or 'none'}, or a PufferLib env (`sweepd show` lists them)")
 
 
 def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None) -> SweepSpec:
-    """Resolve and validate a sweep by name or path; `overrides` replace `[sweep]` settings."""
+    """Resolve and validate a sweep by name or path; `overrides` replace `[sweep]` settings.
+
+    A name with no sweep file that PufferLib's configs define resolves from them."""
     path = find_sweep_file(name_or_path)
-    raw, chain = _load_chain(path, seen=())
+    if path.suffix == ".ini":
+        raw, chain = _puffer_table(name_or_path)
+        name = name_or_path
+    else:
+        raw, chain = _load_chain(path, seen=())
+        name = path.stem
     if overrides:
         raw.setdefault("sweep", {}).update({k: v for k, v in overrides.items() if v is not None})
-    return _resolve(raw, path, chain)
+    return _resolve(raw, path, chain, name)
+
+
+def _puffer_table(env_name: str) -> tuple[dict[str, Any], tuple[Path, ...]]:
+    """PufferLib's config for `env_name` as a sweep-file dict, and its files (env ini, default.ini)."""
+    import copy
+
+    from sweepd.puffer_config import sweep_from_config
+
+    puffer = sweep_from_config(env_name)
+    return copy.deepcopy(puffer.raw), (puffer.config.path, puffer.config.default_path)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -177,6 +207,9 @@ def _load_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], tup
     parent_path = path.parent / f"{parent_name}.toml"
     if not parent_path.is_file():
         parent_path = find_sweep_file(parent_name)
+    if parent_path.suffix == ".ini":  # extends a PufferLib env's config: its mapped sweep
+        parent, chain = _puffer_table(parent_name)
+        return _merge(parent, data), (path, *chain)
     parent, chain = _load_chain(parent_path, (*seen, path.resolve()))
     return _merge(parent, data), (path, *chain)
 
@@ -235,7 +268,7 @@ def _line_of(path: Path, key: str) -> int | None:
     return None
 
 
-def _resolve(raw: dict[str, Any], path: Path, chain: tuple[Path, ...]) -> SweepSpec:
+def _resolve(raw: dict[str, Any], path: Path, chain: tuple[Path, ...], name: str) -> SweepSpec:
     from sweepd import envs  # the registry of env families; imported late to keep spec light
 
     settings = _settings(raw.get("sweep", {}), path, chain)
@@ -252,14 +285,17 @@ def _resolve(raw: dict[str, Any], path: Path, chain: tuple[Path, ...]) -> SweepS
     if not isinstance(env, str) or not env:
         raise SpecError(path, "missing env_name = \"<name>\" (the environment to train on)")
     if trainer == "puffer" and env not in envs.names():
-        raise SpecError(path, f"unknown env '{env}'{_did_you_mean(env, envs.names())}; "
-                              f"known: {', '.join(envs.names())}", _line_of(path, "env_name"))
+        raise SpecError(path, str(envs.UnknownEnvError(env, envs.names())), _line_of(path, "env_name"))
     defaults = {section: dict(raw.get(section) or {}) for section in SECTIONS}
     params = tuple(_param(f"{section}.{key}", table, _owner(chain, key))
                    for section, tables in sorted(raw.get("search", {}).items())
                    for key, table in sorted(tables.items()))
     _check_command_placeholders(trainer, command, params, defaults, path)
-    return SweepSpec(name=path.stem, env=env, trainer=trainer, settings=settings, params=params,
+    if settings.budget_param and settings.budget_param not in {p.name for p in params}:
+        owner = _owner(chain, "budget_param")
+        raise SpecError(owner, f"[sweep] budget_param '{settings.budget_param}' names no searched param",
+                        _line_of(owner, "budget_param"))
+    return SweepSpec(name=name, env=env, trainer=trainer, settings=settings, params=params,
                      defaults=defaults, command=tuple(command), source=" <- ".join(map(str, chain)))
 
 
@@ -347,10 +383,15 @@ def _param(name: str, table: dict[str, Any], path: Path) -> Param:
     integer = table.get("integer", space == "pow2")
     if not isinstance(integer, bool):
         raise fail(f"integer must be true or false, got {integer!r}")
+    scale = table.get("scale")
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int | float)
+                              or not (math.isfinite(scale) and scale > 0)):
+        raise fail(f"scale must be a number > 0 (warped units per basic unit, sweepd/space.py), got {scale!r}")
     if integer and math.ceil(low) > math.floor(high):
         raise fail(f"no integer lies in [{low:g}, {high:g}]")
     try:
-        return Param(name=name, space=space, min=low, max=high, center=center, integer=integer)
+        return Param(name=name, space=space, min=low, max=high, center=center, integer=integer,
+                     scale=None if scale is None else float(scale))
     except ValueError as exc:
         raise fail(str(exc)) from exc
 

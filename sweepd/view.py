@@ -183,3 +183,50 @@ def events_table(events: list[Any]) -> Table:
         table.add_row(_clock(e.at), e.actor, e.kind, e.box or "", "" if e.sweep_id is None else str(e.sweep_id),
                       "" if e.trial_id is None else str(e.trial_id), e.detail or "")
     return table
+
+
+def spec_view(spec: Any, origins: dict[str, str], notes: list[dict[str, str]]) -> Group:
+    """A resolved sweep (`sweepd show`): settings, searched params, defaults and the mapping's notes,
+    each value with where it came from (PufferLib's ini file and section, or sweepd)."""
+    from sweepd.spec import SETTING_KEYS
+
+    header = Text.assemble((f"{spec.name}", "bold"), f": env {spec.env}, trainer {spec.trainer}\n",
+                           ("source: ", "dim"), spec.source)
+    # Cells are Text, not markup: origins like "ocean/pong.ini [train]" hold brackets.
+    settings = Table(title="[sweep]", title_justify="left", box=None, pad_edge=False)
+    for column in ("setting", "value", "from"):
+        settings.add_column(column, style="dim" if column == "from" else None)
+    for key in SETTING_KEYS:
+        settings.add_row(key, Text(repr(getattr(spec.settings, key))), Text(origins.get(f"sweep.{key}", "")))
+    params = Table(title=f"searched params ({len(spec.params)}; the first trial is the centre)",
+                   title_justify="left", box=None, pad_edge=False)
+    for column in ("param", "space", "min", "max", "centre", "int", "scale", "range from", "centre from"):
+        params.add_column(column, style="dim" if column.endswith("from") else None)
+    for p in spec.params:
+        params.add_row(p.name, p.space, f"{p.min:.4g}", f"{p.max:.4g}", f"{p.center:.4g}",
+                       "yes" if p.is_integer else "", "" if p.scale is None else f"{p.scale:.3g}",
+                       Text(origins.get(f"search.{p.name}.min", "")), Text(origins.get(f"search.{p.name}.center", "")))
+    defaults = Table(title="defaults of every trial", title_justify="left", box=None, pad_edge=False)
+    for column in ("key", "value", "from"):
+        defaults.add_column(column, style="dim" if column == "from" else None)
+    for section, values in spec.defaults.items():
+        for key, value in values.items():
+            defaults.add_row(f"{section}.{key}", Text(repr(value)), Text(origins.get(f"{section}.{key}", "")))
+    parts: list[Any] = [header, settings, params, defaults]
+    if notes:
+        table = Table(title="mapping notes", title_justify="left", box=None, pad_edge=False)
+        for column in ("key", "action", "why"):
+            table.add_column(column)
+        style = {"skipped": "yellow", "pinned": "cyan", "adjusted": "", "ignored": "dim"}
+        for note in notes:
+            table.add_row(note["name"], Text(note["action"], style=style.get(note["action"], "")), Text(note["reason"]))
+        parts.append(table)
+    return Group(*parts)
+
+
+def names_table(files: list[str], puffer_envs: list[str]) -> Group:
+    """Every name `sweepd launch` takes: sweep files, then PufferLib envs that have no sweep file."""
+    shadowed = set(files)
+    rest = [name for name in puffer_envs if name not in shadowed]
+    return Group(Text.assemble(("sweep files: ", "bold"), ", ".join(files) or "none"),
+                 Text.assemble((f"PufferLib configs ({len(rest)} more): ", "bold"), ", ".join(rest) or "none"))
