@@ -429,7 +429,7 @@ def run_puffer(trial: Trial, events: EventWriter, clock: CostClock) -> None:
         raise TrialFailed("setup", f"{type(exc).__name__}: {exc}") from exc
 
     events.emit("started", time=time.time())
-    train_start = time.time()
+    train_start, train_cpu_start = time.time(), time.process_time()
     total_timesteps = int(args["train"]["total_timesteps"])
     estimate = EvalEstimate(build_seconds=build_seconds, agents=vecenv.num_agents)
     progress_every = max(1.0, trial.cost_cap / 20)
@@ -466,6 +466,7 @@ def run_puffer(trial: Trial, events: EventWriter, clock: CostClock) -> None:
     if trainer.global_step != last_progress_step:
         _emit_progress(events, trainer.global_step, curve, clock)
     train_seconds = time.time() - train_start
+    train_cpu_seconds = time.process_time() - train_cpu_start  # CPU time: robust on a shared box
 
     eval_start = time.time()
     try:
@@ -489,8 +490,8 @@ def run_puffer(trial: Trial, events: EventWriter, clock: CostClock) -> None:
         stderr = math.sqrt(var / len(scores))
     events.emit("result", score=score, score_stderr=stderr, per_seed=scores,
                 eval_episodes_done=episodes_done, cost=clock.elapsed(), train_seconds=train_seconds,
-                eval_seconds=eval_seconds, steps=int(trainer.global_step), truncated=truncated,
-                checkpoint=str(checkpoint))
+                train_cpu_seconds=train_cpu_seconds, eval_seconds=eval_seconds,
+                steps=int(trainer.global_step), truncated=truncated, checkpoint=str(checkpoint))
 
 
 def _emit_progress(events: EventWriter, step: int, curve: EpisodeLog, clock: CostClock) -> int:
