@@ -168,10 +168,7 @@ class CarbsSearcher:
         # Runs that all crash near the centre widen the net, as a stale front does in the search.
         radius = self.radius * 2.0 ** min(_MAX_RADIUS_DOUBLINGS, sum(h.failed) / self.stale_window)
         draws = self._reflect(center + rng.normal(0.0, radius, (_WARMUP_DRAWS, len(center))))
-        draws = snap(self.params, draws)
-        fresh = h.unseen(draws)
-        if fresh.any():
-            draws = draws[fresh]
+        draws = h.prefer_unseen(snap(self.params, draws))
         cost_gp = self._cost_gp_or_none()
         if cost_gp is None:
             return self._make(draws[0], None, None, "random")
@@ -225,10 +222,7 @@ class CarbsSearcher:
 
         radius = self.radius * 2.0 ** min(_MAX_RADIUS_DOUBLINGS, self._stale_runs() / self.stale_window)
         origins = fr.x[fr.front]
-        cands = self._candidates(rng, origins, radius)
-        fresh = h.unseen(cands)
-        if fresh.any():
-            cands = cands[fresh]
+        cands = h.prefer_unseen(self._candidates(rng, origins, radius))
 
         front_cost, front_score = fr.cost[fr.front], fr.score[fr.front]
         cap = self.max_suggestion_cost
@@ -261,15 +255,13 @@ class CarbsSearcher:
         cheapest = fr.x[fr.front[0]][None, :]
         sets = []
         for factor in _SHRINK_FACTORS:
-            cands = self._candidates(rng, cheapest, radius * factor)
-            fresh = h.unseen(cands)
-            cands = cands[fresh] if fresh.any() else cands
+            cands = h.prefer_unseen(self._candidates(rng, cheapest, radius * factor))
             acq, mu_s, mu_c, upper_c = log_acquisition(cands)
             fits = upper_c <= math.log(self.max_suggestion_cost)
             sets.append((cands, acq, mu_s, mu_c, upper_c, fits))
             if fits.any():
                 return sets[-1]
-        # Nothing fits: the cheapest of everything tried (pending configs are still excluded).
+        # Nothing fits: the cheapest-predicted of everything tried.
         return tuple(np.concatenate(parts) for parts in zip(*sets, strict=True))
 
     # -- models ---------------------------------------------------------------------------------

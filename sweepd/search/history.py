@@ -72,10 +72,21 @@ class History:
         """Identity of a config: its basic coordinates to 9 decimals (robust to a JSON round trip)."""
         return tuple(np.round(x, 9).tolist())
 
-    def unseen(self, xs: np.ndarray) -> np.ndarray:
-        """Mask of the rows of ``xs`` that are neither observed nor pending configs."""
-        taken = set(self.keys) | set(self.pending_keys)
+    def unseen(self, xs: np.ndarray, *, allow_observed: bool = False) -> np.ndarray:
+        """Mask of the rows of ``xs`` that are not pending configs (nor observed ones, by default)."""
+        taken = set(self.pending_keys) if allow_observed else set(self.keys) | set(self.pending_keys)
         return np.array([k not in taken for k in map(tuple, np.round(xs, 9).tolist())], dtype=bool)
+
+    def prefer_unseen(self, xs: np.ndarray) -> np.ndarray:
+        """The rows of ``xs`` that are new configs; failing that, those not pending; failing that, all.
+
+        Only a tiny, exhausted discrete space reaches the last case.
+        """
+        for allow_observed in (False, True):
+            mask = self.unseen(xs, allow_observed=allow_observed)
+            if mask.any():
+                return xs[mask]
+        return xs
 
     def basic(self, values: Mapping[str, Any]) -> np.ndarray:
         """Basic coordinates of the valid config nearest to ``values`` (what actually ran)."""

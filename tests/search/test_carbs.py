@@ -162,3 +162,13 @@ def test_suggest_leaves_the_callers_torch_threads_alone():
     s = create_searcher("carbs", PARAMS, seed=0, max_suggestion_cost=1e4)
     run(s, 6)
     assert torch.get_num_threads() == before
+
+
+def test_a_tiny_discrete_space_still_gets_distinct_pending_configs():
+    params = [Param("a", "linear", 1, 3, 2, integer=True), Param("b", "pow2", 1, 4, 2)]
+    s = create_searcher("carbs", params, seed=0, max_suggestion_cost=100.0)
+    for _ in range(5):
+        sug = s.suggest()
+        s.observe(Observation(sug.params, sug.params["a"] * sug.params["b"], 1.0))
+    pending = [tuple(sorted(s.suggest().params.items())) for _ in range(4)]
+    assert len(set(pending)) == 4
