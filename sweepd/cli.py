@@ -102,7 +102,7 @@ def _resolved(name: str) -> tuple[Any, dict[str, str], list[dict[str, str]]]:
         return spec, {}, []
     from sweepd.puffer_config import sweep_from_config
 
-    puffer = sweep_from_config(name)
+    puffer = sweep_from_config(spec.name)
     return spec, dict(puffer.origins), [asdict(n) for n in puffer.notes]
 
 
@@ -166,9 +166,11 @@ def launch(
 
 def _fit_budget(spec: Any) -> Any:
     """The spec with its budget range fitted to this CPU box (sweepd/budget.py), saying so."""
-    from sweepd.budget import ProbeFailed, fit_budget, load_or_probe
+    from sweepd.budget import ProbeFailed, cache_path, fit_budget, load_or_probe
 
-    console.print(f"budget: measuring {spec.env}'s training speed on this CPU (cached after the first time)...")
+    if not cache_path(spec).is_file():
+        console.print(f"budget: measuring {spec.env}'s training speed on this CPU (a short probe trial, "
+                      f"cached)...")
     try:
         probe, cached = load_or_probe(spec)
     except ProbeFailed as exc:

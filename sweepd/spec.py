@@ -32,6 +32,7 @@ TRAINERS = ("puffer", "command")
 SEARCHERS = ("carbs", "random")
 TOP_KEYS = ("extends", "env_name", "trainer", "command", "sweep", "search", *SECTIONS)
 PARAM_KEYS = ("space", "min", "max", "center", "integer", "scale")
+PUFFER_PREFIX = "pufferlib:"  # a sweep name that means PufferLib's config for the env, never a sweep file
 
 
 class SpecError(ValueError):
@@ -128,9 +129,17 @@ def sweep_dirs() -> list[Path]:
 
 def find_sweep_file(name: str) -> Path:
     """Path of a sweep given as a file path or a name: ./sweeps/NAME.toml, then the bundled sweeps,
-    then PufferLib's config for the env NAME (its .ini: `load_spec` maps it, sweepd/puffer_config.py)."""
+    then PufferLib's config for the env NAME (its .ini: `load_spec` maps it, sweepd/puffer_config.py).
+    `pufferlib:NAME` skips the sweep files (PufferLib's Atari `breakout`, not sweepd's breakout.toml)."""
     from sweepd import puffer_config
 
+    if name.startswith(PUFFER_PREFIX):
+        env_name = name.removeprefix(PUFFER_PREFIX)
+        ini = puffer_config.find_ini(env_name)
+        if ini is None:
+            raise SpecError(None, f"PufferLib has no config for env '{env_name}'"
+                                  f"{_did_you_mean(env_name, puffer_config.env_names())}")
+        return ini
     if name.endswith(".toml") or os.sep in name:
         path = Path(name)
         if path.is_file():
@@ -154,11 +163,11 @@ def find_sweep_file(name: str) -> Path:
 def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None) -> SweepSpec:
     """Resolve and validate a sweep by name or path; `overrides` replace `[sweep]` settings.
 
-    A name with no sweep file that PufferLib's configs define resolves from them."""
+    A name with no sweep file that PufferLib's configs define (or `pufferlib:NAME`) resolves from them."""
     path = find_sweep_file(name_or_path)
     if path.suffix == ".ini":
-        raw, chain = _puffer_table(name_or_path)
-        name = name_or_path
+        name = name_or_path.removeprefix(PUFFER_PREFIX)
+        raw, chain = _puffer_table(name)
     else:
         raw, chain = _load_chain(path, seen=())
         name = path.stem

@@ -25,8 +25,14 @@ def one_thread(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # the gpudrive family changes directory: put it back afterwards
 
 
-def test_registry_names_every_family():
-    assert envs.names() == sorted(["snake", "puffer_breakout", "gpudrive", *DQN7])
+def test_registry_names_every_family_and_every_pufferlib_config_env():
+    from sweepd import puffer_config
+
+    names = envs.names()
+    assert names == sorted(set(names))
+    assert {"snake", "puffer_breakout", "gpudrive", *DQN7} <= set(names)
+    assert set(puffer_config.env_names()) <= set(names)  # the generic family (envs/puffer.py)
+    assert "puffer_pong" in names and "None" not in names
 
 
 def test_unknown_env_names_the_known_ones():
