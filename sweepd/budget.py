@@ -24,6 +24,8 @@ import hashlib
 import json
 import math
 import os
+import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -38,6 +40,7 @@ from sweepd.spec import SpecError, SweepSpec
 PROBE_EPOCHS = 8          # batches the probe trains: enough that the first one's warm-up is averaged out
 PROBE_CAP_S = 45.0        # the probe's own cost cap (a slow env is truncated, not waited for)
 FIT_SAFETY = 0.8          # trials share the box with the agent and other slots: aim below the cap
+PROBE_GRACE_S = 60.0      # past its cap, how long the probe worker may take to finish before it is killed
 PROBE_VERSION = 1         # bump when the probe's method changes: old cache entries are ignored
 
 
@@ -159,17 +162,42 @@ def run_probe(spec: SweepSpec, workdir: Path) -> Probe:
                PYTHONUNBUFFERED="1")
     spawned = time.time()
     with open(artifact_dir / "worker.log", "wb") as log:
-        # cwd: `import pufferlib` links ./resources into its working directory.
+        # cwd: `import pufferlib` links ./resources into its working directory. Same process
+        # group as sweepd: Ctrl-C during the probe stops the probe too.
         proc = subprocess.Popen([sys.executable, "-m", "sweepd.worker"], stdin=subprocess.PIPE, stdout=log,
                                 stderr=subprocess.STDOUT, pass_fds=(write_fd,), env=env, cwd=artifact_dir)
     os.close(write_fd)
-    assert proc.stdin is not None
-    proc.stdin.write(json.dumps(trial).encode())
-    proc.stdin.close()
-    with os.fdopen(read_fd) as reports:
-        events = [json.loads(line) for line in reports if line.strip()]
-    proc.wait()
-    return probe_from_events(spec.env, events, spawned, artifact_dir / "worker.log")
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(trial).encode())
+        proc.stdin.close()
+        events = _read_events(read_fd, deadline=spawned + PROBE_CAP_S + PROBE_GRACE_S)
+        proc.wait(timeout=PROBE_GRACE_S)
+    except (TimeoutError, subprocess.TimeoutExpired) as exc:
+        raise ProbeFailed(f"the probe trial of {spec.env} overran its {PROBE_CAP_S:g} s cap "
+                          f"(log: {artifact_dir / 'worker.log'})") from exc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    probe = probe_from_events(spec.env, events, spawned, artifact_dir / "worker.log")
+    shutil.rmtree(artifact_dir, ignore_errors=True)  # a failed probe keeps its log for the reason
+    return probe
+
+
+def _read_events(fd: int, deadline: float) -> list[dict[str, Any]]:
+    """JSON-line events from `fd` until EOF; TimeoutError past `deadline` (epoch seconds)."""
+    buffer = b""
+    with os.fdopen(fd, "rb") as reports:
+        while True:
+            ready, _, _ = select.select([reports], [], [], max(0.0, deadline - time.time()))
+            if not ready:
+                raise TimeoutError
+            chunk = os.read(reports.fileno(), 1 << 16)
+            if not chunk:
+                break
+            buffer += chunk
+    return [json.loads(line) for line in buffer.splitlines() if line.strip()]
 
 
 def probe_from_events(env: str, events: list[dict[str, Any]], spawned: float, log: Path | None = None) -> Probe:

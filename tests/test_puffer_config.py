@@ -428,6 +428,14 @@ def test_probe_reads_speed_and_overhead_from_worker_events():
         probe_from_events("x", [{"event": "failed", "reason": "episodes too long"}], spawned=0.0)
 
 
+def test_probe_of_an_env_that_cannot_be_built_here_fails_with_the_workers_reason(tmp_path):
+    from sweepd.budget import run_probe
+
+    spec = load_spec("bigfish")  # procgen.ini: its packages are not installed here
+    with pytest.raises(ProbeFailed, match="bigfish failed: ModuleNotFoundError"):
+        run_probe(spec, tmp_path)
+
+
 # -- real launches from PufferLib's configs alone -------------------------------------------------
 
 def launch_and_read(name: str, tmp_path: Path, *options: str) -> tuple[subprocess.CompletedProcess[str], dict]:
