@@ -5,7 +5,8 @@ then the first ini under `config/` (recursive glob, in glob order) whose `[base]
 the env, both into one `configparser`; each value through `ast.literal_eval`, else the raw string.
 It is done here rather than by calling `load_config`, because that imports torch and parses
 `sys.argv`, and because `sweepd show` must say which file set each value; a test checks that both
-give the same values for every env PufferLib ships. Listing env names reads only the ini files.
+give the same values for every config `load_config` can load (5 of PufferLib 3.0.0's crash it: a
+`[sweep] metric` next to a `[sweep.metric]` table). Listing env names reads only the ini files.
 
 Mapping (`sweep_from_config`), the result shaped like a sweep file (see docs/architecture.md):
 - `[train]`, `[env]`, `[policy]` are the defaults of every trial (keys the worker sets per trial,
