@@ -451,6 +451,70 @@ def events(
         console.print(events_table(rows))
 
 
+@app.command()
+def export(
+    sweep: Annotated[str, typer.Argument(help="A sweep name or id.")],
+    trial: Annotated[int, typer.Option("--trial", help="The trial number (see `sweepd status SWEEP`).")],
+    out: Annotated[Path, typer.Option(help="File or folder to copy the policy to.")] = Path("."),
+    db: DbOption = None,
+) -> None:
+    """Copy a finished trial's final policy (PyTorch state_dict) out of the sweep's artifacts."""
+    from sweepd.artifacts import export_checkpoint
+    from sweepd.store import queue
+
+    engine = _engine(db)
+    info = queue.get_sweep(engine, sweep)
+    match = [t for t in queue.list_trials(engine, info.id) if t.number == trial]
+    if not match:
+        raise UsageError(f"sweep {info.name} has no trial {trial}")
+    console.print(f"trial {trial} of {info.name} -> {export_checkpoint(match[0], out)}")
+
+
+@app.command()
+def prune(
+    sweep: Annotated[str, typer.Argument(help="A sweep name or id.")],
+    dry_run: Annotated[bool, typer.Option(help="Only list what would be deleted.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Delete the checkpoints of trials off the sweep's Pareto front (front trials keep theirs)."""
+    from sweepd.artifacts import prune_checkpoints
+    from sweepd.store import queue
+
+    engine = _engine(db)
+    info = queue.get_sweep(engine, sweep)
+    result = prune_checkpoints(queue.list_trials(engine, info.id), info.spec["settings"]["direction"], dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    console.print(f"{info.name}: {verb} {len(result.removed)} checkpoint(s), {result.freed_bytes / 1e6:.1f} MB; "
+                  f"kept {len(result.kept)} on the front")
+
+
+@app.command()
+def baselines(as_json: JsonOption = False, db: DbOption = None) -> None:
+    """Per Atari game, the best seed-averaged score any sweep found, next to the PPO paper's."""
+    from rich.table import Table
+
+    from sweepd.baselines import PPO_PAPER_40M_FRAMES, as_dict
+    from sweepd.baselines import baselines as best_scores
+    from sweepd.store import queue
+    from sweepd.view import fmt_cost, fmt_score
+
+    engine = _engine(db)
+    rows = best_scores([(s, queue.list_trials(engine, s.id)) for s in queue.list_sweeps(engine)
+                        if s.env in PPO_PAPER_40M_FRAMES])
+    if as_json:
+        _print_json([as_dict(r) for r in rows])
+        return
+    table = Table(title="Atari: best seed-averaged score vs PPO (Schulman et al. 2017, Table 6, 40M frames)",
+                  title_justify="left")
+    for column in ("game", "best", "seeds", "cost", "steps", "sweep (trials)", "PPO paper"):
+        table.add_column(column, justify="left" if column in ("game", "sweep (trials)") else "right")
+    for r in rows:
+        table.add_row(r.game, fmt_score(r.best, r.stderr), str(r.seeds or "-"), fmt_cost(r.cost),
+                      f"{r.steps:,.0f}" if r.steps else "-",
+                      f"{r.sweep} ({','.join(map(str, r.trials))})" if r.sweep else "-", f"{r.paper:g}")
+    console.print(table)
+
+
 @db_app.command("upgrade")
 def db_upgrade(db: DbOption = None) -> None:
     """Create or upgrade the database schema to this sweepd's newest migration."""
@@ -465,6 +529,7 @@ def db_upgrade(db: DbOption = None) -> None:
 
 def main() -> None:
     """Console entry point: run the app, turning known errors into one line and an exit code."""
+    from sweepd.artifacts import ArtifactError
     from sweepd.store.db import StoreError
     from sweepd.store.queue import NotFound
 
@@ -473,7 +538,7 @@ def main() -> None:
     except (SpecError, UsageError) as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except (StoreError, NotFound, ValueError) as exc:
+    except (StoreError, NotFound, ArtifactError, ValueError) as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except typer.Exit as exc:

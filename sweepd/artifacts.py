@@ -1,0 +1,59 @@
+"""Trial checkpoints: export one, prune those off the Pareto front (front trials are never pruned)."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from sweepd.front import front
+from sweepd.store.queue import TrialInfo
+
+
+class ArtifactError(LookupError):
+    """A trial has no checkpoint to export (not finished, failed, or its file is gone)."""
+
+
+@dataclass(frozen=True)
+class Pruned:
+    removed: tuple[Path, ...]
+    kept: tuple[Path, ...]
+    freed_bytes: int
+
+
+def checkpoint_of(trial: TrialInfo) -> Path:
+    """The trial's saved final policy, or ArtifactError saying why there is none."""
+    path = trial.metrics.get("checkpoint") if trial.metrics else None
+    if trial.status != "succeeded" or not path:
+        raise ArtifactError(f"trial {trial.number} is {trial.status} and saved no checkpoint")
+    if not Path(path).is_file():
+        raise ArtifactError(f"trial {trial.number}'s checkpoint {path} is gone (pruned or deleted)")
+    return Path(path)
+
+
+def export_checkpoint(trial: TrialInfo, dest: Path) -> Path:
+    """Copy the trial's checkpoint to `dest` (a file, or a folder that receives `policy.pt`)."""
+    source = checkpoint_of(trial)
+    target = dest / source.name if dest.is_dir() else dest
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source, target)
+    return target
+
+
+def prune_checkpoints(trials: list[TrialInfo], direction: str, dry_run: bool = False) -> Pruned:
+    """Delete the checkpoints of succeeded trials off the sweep's front; front trials keep theirs."""
+    on_front = {number for point in front(trials, direction) for number in point.trials}
+    removed, kept, freed = [], [], 0
+    for trial in trials:
+        try:
+            path = checkpoint_of(trial)
+        except ArtifactError:
+            continue
+        if trial.number in on_front:
+            kept.append(path)
+            continue
+        freed += path.stat().st_size
+        removed.append(path)
+        if not dry_run:
+            path.unlink()
+    return Pruned(tuple(removed), tuple(kept), freed)
