@@ -16,6 +16,9 @@ interpreter's start-up counts too). The worker keeps the whole trial, evaluation
 - trainer "command": the command's process group gets SIGTERM 1 s before the cap and SIGKILL
   0.25 s before it; the last score it reported is the (truncated) result. See sweepd/report.py.
 
+Result fields beyond the protocol's: `eval_episodes_done` (episodes scored per seed) and
+`train_cpu_seconds` (CPU time of the training loop, for throughput on a shared box).
+
 Failure categories: "setup" for anything before training starts (bad trial JSON, unknown env,
 unknown config key, import error, a command that cannot start or dies before reporting);
 "hyperparameter" for what the searched values cause: a non-finite loss or weight, CUDA out of
