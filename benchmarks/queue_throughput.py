@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import queue as queue_module
 import sys
 import tempfile
 import time
@@ -112,7 +113,11 @@ def run(url: str, backend: str, agents: int, seconds: float, mode: str) -> Figur
     time.sleep(1.0)  # let every process import and connect before the clock starts
     server_cpu = postgres_cpu_seconds() if backend == "postgres" else 0.0
     go.set()
-    results = [out.get() for _ in procs]
+    try:
+        results = [out.get(timeout=seconds + 120) for _ in procs]
+    except queue_module.Empty:
+        codes = [proc.exitcode for proc in procs]
+        raise SystemExit(f"an agent process never reported (exit codes {codes}); see its traceback above") from None
     server_cpu = postgres_cpu_seconds() - server_cpu if backend == "postgres" else 0.0
     done.set()
     for proc in procs:
