@@ -111,7 +111,7 @@ def test_unknown_env_is_a_setup_failure(tmp_path):
     assert status == 1
     assert [e["event"] for e in events] == ["failed"]
     assert events[0]["category"] == "setup"
-    assert "no_such_env" in events[0]["reason"] and "snake" in events[0]["reason"]
+    assert "unknown env 'no_such_env'" in events[0]["reason"]
 
 
 @needs_pufferlib
