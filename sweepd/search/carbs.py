@@ -51,7 +51,7 @@ caller's thread count on return; importing this module changes no global state.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,7 +61,7 @@ import scipy.stats
 import torch
 
 from sweepd.search.gp import GaussianProcess
-from sweepd.search.history import History, Observation, Suggestion
+from sweepd.search.history import History, HistorySearcher, Suggestion
 from sweepd.search.pareto import cheap_group_cost, front_value, log_cost, pareto_front
 from sweepd.space import Param, bounds, from_basic, snap
 
@@ -84,7 +84,7 @@ class _Front:
     front: np.ndarray  # indices into the above, sorted by cost
 
 
-class CarbsSearcher:
+class CarbsSearcher(HistorySearcher):
     """Cost-aware local Bayesian search around the Pareto front (see the module docstring)."""
 
     def __init__(self, params: Sequence[Param], seed: int = 0, max_suggestion_cost: float = math.inf, *,
@@ -131,18 +131,6 @@ class CarbsSearcher:
             torch.set_num_threads(threads)
         self.history.add_pending(sug.params)
         return Suggestion(dict(sug.params), sug.predicted_score, sug.predicted_cost, sug.kind)
-
-    def observe(self, observation: Observation) -> None:
-        """Record a finished trial (it clears the matching pending config)."""
-        self.history.observe(observation)
-
-    def forget(self, params: Mapping[str, Any]) -> None:
-        """Drop a pending config that will never report."""
-        self.history.forget(params)
-
-    def add_pending(self, params: Mapping[str, Any]) -> None:
-        """Record an in-flight config (when rebuilding from the DB)."""
-        self.history.add_pending(params)
 
     # -- one suggestion -------------------------------------------------------------------------
 

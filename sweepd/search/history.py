@@ -142,3 +142,21 @@ class History:
     def center(self) -> np.ndarray:
         """Basic coordinates of the (rounded) search centre."""
         return to_basic(self.params, {p.name: p.round(p.center) for p in self.params})
+
+
+class HistorySearcher:
+    """The bookkeeping every searcher shares: observe / forget / add_pending update ``self.history``."""
+
+    history: History
+
+    def observe(self, observation: Observation) -> None:
+        """Record a finished trial (it clears the matching pending config)."""
+        self.history.observe(observation)
+
+    def forget(self, params: Mapping[str, Any]) -> None:
+        """Drop a pending config that will never report."""
+        self.history.forget(params)
+
+    def add_pending(self, params: Mapping[str, Any]) -> None:
+        """Record an in-flight config (when rebuilding from the DB)."""
+        self.history.add_pending(params)

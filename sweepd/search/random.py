@@ -7,16 +7,15 @@ searcher) and ignored.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from sweepd.search.history import History, Observation, Suggestion
+from sweepd.search.history import History, HistorySearcher, Suggestion
 from sweepd.space import Param, bounds, from_basic, snap
 
 _MAX_DRAWS = 100
 
 
-class RandomSearcher:
+class RandomSearcher(HistorySearcher):
     """Uniform random configs, never one that is already pending."""
 
     def __init__(self, params: Sequence[Param], seed: int = 0, max_suggestion_cost: float = math.inf,
@@ -39,15 +38,3 @@ class RandomSearcher:
         values = from_basic(self.params, x)
         self.history.add_pending(values)
         return Suggestion(params=values, predicted_score=None, predicted_cost=None, kind="random")
-
-    def observe(self, observation: Observation) -> None:
-        """Record a finished trial (it clears the matching pending config)."""
-        self.history.observe(observation)
-
-    def forget(self, params: Mapping[str, Any]) -> None:
-        """Drop a pending config that will never report."""
-        self.history.forget(params)
-
-    def add_pending(self, params: Mapping[str, Any]) -> None:
-        """Record an in-flight config (when rebuilding from the DB)."""
-        self.history.add_pending(params)
