@@ -31,8 +31,10 @@ SIMPLE_INDEX="${SWEEPD_SIMPLE_INDEX:-https://pypi.org/simple}"
 # Left out: neptune (only PufferLib's --neptune logger imports it; it pins python-dateutil<3) and
 # shimmy (only the procgen/nethack/griddly/dm_lab adapters use it; its gymnasium plugin imports
 # ale_py.roms.utils, gone since ale-py 0.9, and prints a traceback on every `import gymnasium`).
+# pynvml comes from nvidia-ml-py: the `pynvml` package is a deprecated shim that prints a
+# FutureWarning on every torch.cuda import.
 PUFFER_DEPS=("numpy<2" "gym<=0.23" "gymnasium<=0.29.1" "pettingzoo<=1.24.1"
-             psutil pynvml rich rich_argparse imageio pyro-ppl heavyball)
+             psutil nvidia-ml-py rich rich_argparse imageio pyro-ppl heavyball)
 # ale-py 0.9 is the line PufferLib 3.0 pins (0.10+ expects gymnasium 1.x); its wheel has the ROMs.
 ALE_REQ="ale-py>=0.9,<0.10"
 
