@@ -13,7 +13,8 @@ config trains here and rescales the range of `[sweep] budget_param` (a count of 
 2. Fit (`fit_budget`, pure): N = FIT_SAFETY x steps/s x (max_suggestion_cost - overhead) steps fit
    in one trial. When the range's max exceeds N, min, max and centre are all multiplied by
    N / max (the range keeps its shape in log space: PufferLib's largest budget becomes the largest
-   that fits), then raised to at least one batch (a trial trains whole batches).
+   that fits), then raised to at least one batch (a trial trains whole batches); the centre (the
+   first trial) is raised to at least N / 4, so that the first trial learns something.
 The fitted spec is what the Sweep row stores, so agents on other boxes train the same budgets.
 """
 
@@ -40,6 +41,7 @@ from sweepd.spec import SpecError, SweepSpec
 PROBE_EPOCHS = 8          # batches the probe trains: enough that the first one's warm-up is averaged out
 PROBE_CAP_S = 45.0        # the probe's own cost cap (a slow env is truncated, not waited for)
 FIT_SAFETY = 0.8          # trials share the box with the agent and other slots: aim below the cap
+CENTER_SHARE = 0.25       # the fitted centre trains at least this share of the steps that fit
 PROBE_GRACE_S = 60.0      # past its cap, how long the probe worker may take to finish before it is killed
 PROBE_VERSION = 1         # bump when the probe's method changes: old cache entries are ignored
 
@@ -230,7 +232,9 @@ def fit_budget(spec: SweepSpec, probe: Probe, cached: bool = False) -> tuple[Swe
     factor = fits / param.max
     low = max(param.min * factor, float(batch_estimate(spec)))
     high = max(float(fits), 2 * low)
-    center = min(max(param.center * factor, low), high)
+    # The first trial runs the centre: at PufferLib's GPU ratios it would be about one batch long and
+    # learn nothing (puffer_pong scored -21), so it trains at least a quarter of what fits.
+    center = min(max(param.center * factor, low, fits * CENTER_SHARE), high)
     if param.is_integer:
         low, high, center = float(math.ceil(low)), float(math.floor(high)), float(round(center))
     fitted = Param(name=param.name, space=param.space, min=low, max=high, center=center,
