@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from sweepd.front import SweepFront, front
 from sweepd.store import review
+from sweepd.store.boxes import box_status
 from sweepd.store.queue import TrialInfo
 
 REASON_CHARS = 200  # the trial list carries the first line of a failure; the trial view the whole text
@@ -64,8 +65,8 @@ class Api:
                 "front": _clean(result.records())}
 
     def boxes(self) -> list[dict[str, Any]]:
-        """`/api/boxes`: boxes, their slots and the trials holding them, and reservations where stored."""
-        return [_clean(asdict(b)) for b in review.boxes(self.engine)]
+        """`/api/boxes`: boxes, each slot's trial and reservation, as `sweepd boxes` shows them."""
+        return [_clean(asdict(b)) for b in box_status(self.engine)]
 
     def _front(self, ref: str) -> SweepFront:
         info = review.find_sweep(self.engine, ref)

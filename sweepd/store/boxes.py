@@ -49,10 +49,12 @@ class SlotView:
     slot: int
     user: str | None            # the owner of the sweep whose trial runs here
     sweep: str | None
+    sweep_id: int | None
     trial: int | None           # the trial's number in its sweep
     trial_id: int | None
     status: str | None          # leased | running
     since: float | None         # when the trial started (or was leased), DB clock
+    heartbeat_age: float | None  # seconds since its agent last heartbeated the lease
     reserved_by: str | None
     reserved_until: float | None
 
@@ -179,7 +181,7 @@ def box_status(engine: Engine) -> list[BoxStatus]:
         boxes = session.scalars(select(Box).order_by(Box.name)).all()
         held = session.execute(
             select(Trial.box, Trial.slot, Trial.id, Trial.number, Trial.status, Trial.started_at, Trial.heartbeat_at,
-                   Sweep.name, Sweep.owner)
+                   Sweep.name, Sweep.owner, Sweep.id.label("sweep_id"))
             .join(Sweep, Sweep.id == Trial.sweep_id).where(Trial.status.in_(ACTIVE))).all()
         reservations = session.scalars(select(Reservation).where(Reservation.until > now)
                                        .order_by(Reservation.id)).all()
@@ -195,9 +197,11 @@ def box_status(engine: Engine) -> list[BoxStatus]:
             user = _reserved_by(ranges, slot)
             views.append(SlotView(
                 slot=slot, user=trial.owner if trial else None, sweep=trial.name if trial else None,
+                sweep_id=trial.sweep_id if trial else None,
                 trial=trial.number if trial else None, trial_id=trial.id if trial else None,
                 status=trial.status if trial else None,
                 since=(trial.started_at or trial.heartbeat_at) if trial else None,
+                heartbeat_age=now - trial.heartbeat_at if trial and trial.heartbeat_at else None,
                 reserved_by=user, reserved_until=until.get(user) if user else None))
         out.append(BoxStatus(name=box.name, slots=box.slots, device=box.device, owner=box.owner, agent=box.agent,
                              state=box.state, last_seen=box.last_seen, seen_ago=now - box.last_seen,

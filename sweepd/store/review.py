@@ -18,17 +18,13 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from sweepd.store.db import epoch_now
 from sweepd.store.models import (
     ABANDONED,
-    ACTIVE,
     FAILED,
     LEASED,
     QUEUED,
     RUNNING,
     SUCCEEDED,
-    Box,
-    Reservation,
     Sweep,
     Trial,
 )
@@ -140,74 +136,6 @@ def sweep_version(engine: Engine, sweep_id: int) -> list[Any]:
                               .where(Trial.sweep_id == sweep_id)).one()
         status = session.scalar(select(Sweep.status).where(Sweep.id == sweep_id))
     return [status, *row]
-
-
-@dataclass(frozen=True)
-class SlotHolder:
-    """A trial holding a slot on a box right now."""
-
-    box: str | None
-    slot: int | None
-    sweep: str
-    sweep_id: int
-    number: int
-    status: str
-    agent: str | None
-    heartbeat_age: float | None   # seconds since its last heartbeat (DB clock)
-    expires_in: float | None      # seconds until its lease expires
-
-
-@dataclass(frozen=True)
-class BoxView:
-    """A box, how long since its agent was seen, the trials in its slots and its reservations."""
-
-    name: str
-    slots: int
-    device: str
-    owner: str
-    agent: str | None
-    state: str
-    seen_ago: float
-    holders: tuple[SlotHolder, ...]
-    reservations: tuple[dict[str, Any], ...]
-
-
-def boxes(engine: Engine) -> list[BoxView]:
-    """Every box with its slot holders; holders on boxes without a row are listed under their name.
-
-    Reservations that have not ended are listed with their box.
-    """
-    with Session(engine) as session:
-        now = float(session.scalar(select(epoch_now())))
-        box_rows = session.scalars(select(Box).order_by(Box.name)).all()
-        held = session.execute(
-            select(Trial.box, Trial.slot, Sweep.name, Trial.sweep_id, Trial.number, Trial.status, Trial.lock_owner,
-                   Trial.heartbeat_at, Trial.lock_expires_at)
-            .join(Sweep, Sweep.id == Trial.sweep_id).where(Trial.status.in_(ACTIVE))
-            .order_by(Trial.box, Trial.slot)).all()
-        reservations = _reservations(session, now)
-    by_box: dict[str | None, list[SlotHolder]] = {}
-    for box, slot, sweep, sweep_id, number, status, agent, beat, expires in held:
-        by_box.setdefault(box, []).append(SlotHolder(
-            box=box, slot=slot, sweep=sweep, sweep_id=sweep_id, number=number, status=status, agent=agent,
-            heartbeat_age=None if beat is None else now - beat, expires_in=None if expires is None else expires - now))
-    views = [BoxView(name=b.name, slots=b.slots, device=b.device, owner=b.owner, agent=b.agent, state=b.state,
-                     seen_ago=now - b.last_seen, holders=tuple(by_box.pop(b.name, [])),
-                     reservations=tuple(reservations.pop(b.name, []))) for b in box_rows]
-    for name, holders in by_box.items():  # a lease whose agent never registered its box: still show it
-        views.append(BoxView(name=name or "?", slots=0, device="?", owner="?", agent=None, state="unknown",
-                             seen_ago=math.inf, holders=tuple(holders), reservations=()))
-    return views
-
-
-def _reservations(session: Session, now: float) -> dict[str, list[dict[str, Any]]]:
-    """Current and future reservations by box name, soonest first."""
-    rows = session.scalars(select(Reservation).where(Reservation.until > now).order_by(Reservation.starts_at))
-    out: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        out.setdefault(r.box, []).append({"user": r.user, "slots": r.slots, "starts_at": r.starts_at,
-                                          "until": r.until, "note": r.note, "active": r.starts_at <= now})
-    return out
 
 
 def _finite(value: float | None) -> float | None:

@@ -127,8 +127,10 @@ def test_boxes_show_slot_holders_and_reservations(served):
                                 note="paper deadline"))
     (box,) = get(served.url + "api/boxes")
     assert (box["name"], box["slots"], box["device"]) == ("gpu-box-1", 2, "cuda")
-    (held,) = box["holders"]
-    assert (held["slot"], held["sweep"], held["number"], held["status"]) == (1, sweep.name, 1, "leased")
+    held = [v for v in box["slot_views"] if v["trial"] is not None]
+    assert [(v["slot"], v["sweep"], v["sweep_id"], v["trial"], v["status"]) for v in held] == [
+        (1, sweep.name, sweep.id, 1, "leased")]
+    assert held[0]["heartbeat_age"] >= 0
     assert [(r["user"], r["note"]) for r in box["reservations"]] == [("bob", "paper deadline")]
 
 

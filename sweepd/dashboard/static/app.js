@@ -483,14 +483,14 @@ function markRows() {
 
 async function showBoxes() {
   const boxes = await api("/api/boxes");
-  const rows = boxes.map((b) => el("tr", { "data-box": b.name },
+  const rows = boxes.map((b) => { const held = b.slot_views.filter((v) => v.trial !== null); return el("tr", { "data-box": b.name },
     el("td", {}, b.name), el("td", {}, badge(b.state)), el("td", {}, b.device),
-    el("td", { class: "num" }, `${b.holders.length}/${b.slots}`), el("td", {}, b.owner), el("td", {}, fmtAgo(b.seen_ago)),
-    el("td", { class: "holders" }, b.holders.map((h) => el("span", {},
-      `slot ${h.slot}: `, el("a", { href: `#/sweep/${h.sweep_id}/trial/${h.number}` }, `${h.sweep}#${h.number}`),
-      ` ${h.status}, beat ${fmtAgo(h.heartbeat_age)}`))),
+    el("td", { class: "num" }, `${held.length}/${b.slots}`), el("td", {}, b.owner), el("td", {}, fmtAgo(b.seen_ago)),
+    el("td", { class: "holders" }, held.map((h) => el("span", {},
+      `slot ${h.slot}: `, el("a", { href: `#/sweep/${h.sweep_id}/trial/${h.trial}` }, `${h.sweep}#${h.trial}`),
+      ` ${h.user}, ${h.status}, beat ${fmtAgo(h.heartbeat_age)}`))),
     el("td", { class: "holders" }, b.reservations.map((r) => el("span", {},
-      `${r.user || r.owner || "?"}${r.note ? ": " + r.note : ""}` + (r.until ? ` until ${new Date(r.until * 1000).toLocaleString()}` : ""))))));
+      `${r.user}${r.note ? ": " + r.note : ""}` + (r.until ? ` until ${new Date(r.until * 1000).toLocaleString()}` : ""))))); });
   const table = el("table", { id: "boxes-table" }, el("thead", {}, el("tr", {},
     ["box", "state", "device", "slots used", "owner", "last seen", "holders", "reservations"]
       .map((h) => el("th", { class: h === "slots used" ? "num" : "" }, h)))),
