@@ -14,7 +14,8 @@
 #
 # Environment:
 #   PYTHON                 interpreter to install into (default: python on PATH)
-#   SWEEPD_WHEEL_CACHE     where built wheels are kept (default: ~/.cache/sweepd/wheels)
+#   SWEEPD_WHEEL_CACHE     where built wheels are kept (default: ~/.cache/sweepd/wheels, one subfolder
+#                          per patch set)
 #   SWEEPD_GPUDRIVE_DATA   where the GPUDrive map tree goes (default: ~/.cache/sweepd/gpudrive)
 #   SWEEPD_FORCE_BUILD=1   skip the GitHub check and build offline
 #
@@ -23,7 +24,8 @@ set -euo pipefail
 
 PUFFER_VERSION="3.0.0"
 PYTHON="${PYTHON:-python}"
-WHEEL_CACHE="${SWEEPD_WHEEL_CACHE:-$HOME/.cache/sweepd/wheels}"
+# The subfolder names the patch set: a wheel built with other patches is never reused.
+WHEEL_CACHE="${SWEEPD_WHEEL_CACHE:-$HOME/.cache/sweepd/wheels}/offline-2"
 GPUDRIVE_DATA="${SWEEPD_GPUDRIVE_DATA:-$HOME/.cache/sweepd/gpudrive}"
 SIMPLE_INDEX="${SWEEPD_SIMPLE_INDEX:-https://pypi.org/simple}"
 # Runtime deps of pufferlib that its setup.py lists; numpy<2 because its C extensions and
@@ -118,6 +120,8 @@ build_wheel_offline() {
     rm -rf "$src/pufferlib/ocean/impulse_wars"
     # Drop neptune and shimmy from install_requires (why: see PUFFER_DEPS above).
     sed -i -e "/^        'neptune',$/d" -e "s/^    'shimmy\[gym-v21\]',$//" "$src/setup.py"
+    # pynvml from nvidia-ml-py (why: see PUFFER_DEPS above), so pip sees no missing requirement.
+    sed -i -e "s/^\(\s*\)'pynvml',/\1'nvidia-ml-py',/" "$src/setup.py"
     local build_path="$PATH"
     if ! torch_has_cuda; then
         build_path="$(path_without_nvcc)"
