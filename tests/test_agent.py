@@ -12,53 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
-
-TRAINER = """\
-import json, os, signal, sys, time
-lr, steps, trial = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-art = sys.argv[4]
-with open(os.path.join(art, "pid"), "w") as f:
-    f.write(str(os.getpid()))
-crash = os.environ.get("TOY_CRASH_TRIAL")
-for step in range(1, steps + 1):
-    if crash and int(crash) == trial and step == 2:
-        os.kill(os.getpid(), signal.SIGSEGV)
-    time.sleep(float(os.environ.get("TOY_STEP_SECONDS", "0.05")))
-    print(json.dumps({"step": step, "score": -(lr - 0.01) ** 2 * 1e4 + step * 0.01}), flush=True)
-"""
-
-SWEEP = """\
-env_name = "toy"
-trainer = "command"
-command = ["{python}", "{script}", "{{train.lr}}", "{{train.steps}}", "{{trial_id}}", "{{artifact_dir}}"]
-
-[sweep]
-searcher = "random"
-max_suggestion_cost = 30.0
-max_trials = {trials}
-eval_episodes = 1
-eval_seeds = 1
-
-[train]
-steps = {steps}
-
-[search.train.lr]
-space = "log"
-min = 0.001
-max = 0.1
-center = 0.01
-"""
+from toy import alive, toy_runs, wait_for, write_toy_sweep
 
 
 @pytest.fixture
 def toy(tmp_path: Path):
-    script = tmp_path / "toy_train.py"
-    script.write_text(TRAINER)
-
     def make(trials: int = 3, steps: int = 5) -> Path:
-        path = tmp_path / f"toy{trials}x{steps}.toml"
-        path.write_text(SWEEP.format(python=sys.executable, script=script, trials=trials, steps=steps))
-        return path
+        return write_toy_sweep(tmp_path, trials, steps, name=f"toy{trials}x{steps}")
 
     return make
 
@@ -79,21 +39,9 @@ def status(name: str) -> dict:
     return json.loads(result.stdout)
 
 
-def wait_for(predicate, timeout: float = 60.0, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
-
-
-def pid_file(trial_id: int) -> int | None:
-    home = Path(os.environ["SWEEPD_HOME"]) / "artifacts"
-    found = list(home.glob(f"*/trial-{trial_id}/pid"))
-    text = found[0].read_text() if found else ""
-    return int(text) if text else None
+def pid_of(sweep: str, number: int) -> int | None:
+    runs = toy_runs(Path(os.environ["SWEEPD_HOME"]) / "artifacts", sweep, number)
+    return runs[-1] if runs else None
 
 
 def test_sweep_runs_to_completion_with_front(toy):
@@ -109,7 +57,7 @@ def test_sweep_runs_to_completion_with_front(toy):
 
 
 def test_segfaulting_trial_fails_with_reason_and_sweep_finishes(toy):
-    env = dict(os.environ, TOY_CRASH_TRIAL="2")
+    env = dict(os.environ, TOY_SEGV_TRIAL="2")
     result = sweepd("launch", str(toy(trials=3)), "--no-live", "--name", "toy-crash", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     trials = status("toy-crash")["trials"]
@@ -122,7 +70,7 @@ def test_worker_killed_mid_trial_fails_and_sweep_goes_on(toy):
     env = dict(os.environ, TOY_STEP_SECONDS="0.5")
     agent = start("launch", str(toy(trials=2, steps=6)), "--no-live", "--name", "toy-kill", env=env)
     try:
-        pid = wait_for(lambda: pid_file(1))
+        pid = wait_for(lambda: pid_of("toy-kill", 1))
         time.sleep(0.6)
         os.kill(pid, signal.SIGKILL)
         out, _ = agent.communicate(timeout=120)
@@ -139,11 +87,11 @@ def test_killed_agent_is_resumed_by_another_and_nothing_is_lost(toy):
     first = start("launch", str(toy(trials=2, steps=8)), "--no-live", "--name", "toy-resume",
                   "--lease-seconds", "3", env=env)
     try:
-        worker_pid = wait_for(lambda: pid_file(1))
+        worker_pid = wait_for(lambda: pid_of("toy-resume", 1))
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
         # The worker dies with its agent: no orphan keeps training on the slot.
-        wait_for(lambda: not _alive(worker_pid), timeout=10)
+        wait_for(lambda: not alive(worker_pid), timeout=10)
         running = status("toy-resume")["trials"]
         assert [t["status"] for t in running] in (["leased"], ["running"])
     finally:
@@ -161,7 +109,7 @@ def test_sigterm_gives_grace_then_requeues_running_trial(toy):
     agent = start("launch", str(toy(trials=1, steps=20)), "--no-live", "--name", "toy-term",
                   "--grace-seconds", "1", env=env)
     try:
-        wait_for(lambda: pid_file(1))
+        wait_for(lambda: pid_of("toy-term", 1))
         agent.send_signal(signal.SIGTERM)
         out, _ = agent.communicate(timeout=60)
     finally:
@@ -169,15 +117,3 @@ def test_sigterm_gives_grace_then_requeues_running_trial(toy):
     trial = status("toy-term")["trials"][0]
     assert trial["status"] == "queued", out
     assert trial["failure_reason"] == "agent shutdown" and trial["lock_token"] is None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie is dead for our purpose
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split()[2] != "Z"
-    except OSError:
-        return False

@@ -14,46 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from toy import alive, toy_runs, wait_for, write_toy_sweep  # noqa: F401 (re-exported to the team tests)
+
 from sweepd.store import db, queue
-
-TRAINER = """\
-import json, os, sys, time
-lr, steps, art = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-os.makedirs(art, exist_ok=True)
-with open(os.path.join(art, "runs"), "a") as f:   # one line per run of this trial: its pid
-    f.write(f"{os.getpid()}\\n")
-pause = float(os.environ.get("TOY_STEP_SECONDS", "0.1"))
-for step in range(1, steps + 1):
-    time.sleep(pause)
-    print(json.dumps({"step": step, "score": step * 0.01 - abs(lr - 0.01)}), flush=True)
-    if os.environ.get("TOY_CRASH_AFTER_FIRST_STEP"):  # a bug that bites once training runs
-        sys.exit(3)
-# Which run's result the database keeps is told by the checkpoint it names.
-print(json.dumps({"step": steps, "score": steps * 0.01 - abs(lr - 0.01), "final": True,
-                  "checkpoint": f"run-{os.getpid()}"}), flush=True)
-"""
-
-SWEEP = """\
-env_name = "toy"
-trainer = "command"
-command = ["{python}", "{script}", "{{train.lr}}", "{{train.steps}}", "{{artifact_dir}}"]
-
-[sweep]
-searcher = "random"
-max_suggestion_cost = 60.0
-max_trials = {trials}
-eval_episodes = 1
-eval_seeds = 1
-
-[train]
-steps = {steps}
-
-[search.train.lr]
-space = "log"
-min = 0.001
-max = 0.1
-center = 0.01
-"""
 
 
 class Team:
@@ -64,8 +27,6 @@ class Team:
         self.home = tmp / "home"
         self.agents: list[subprocess.Popen[str]] = []
         self.engine = db.open_store(url)
-        self.script = tmp / "toy_train.py"
-        self.script.write_text(TRAINER)
         self.name = ""            # the sweep most helpers look at: the first launched
 
     def env(self, **extra: str) -> dict[str, str]:
@@ -73,8 +34,7 @@ class Team:
 
     def launch(self, trials: int, steps: int, name: str = "toy", user: str = "tester") -> queue.SweepInfo:
         """Queue a sweep owned by `user` without running it (agents are started separately)."""
-        path = self.tmp / f"{name}.toml"
-        path.write_text(SWEEP.format(python=sys.executable, script=self.script, trials=trials, steps=steps))
+        path = write_toy_sweep(self.tmp, trials, steps, name)
         done = self.cli("launch", str(path), "--detach", "--name", name, user=user)
         assert done.returncode == 0, done.stdout + done.stderr
         self.name = self.name or name
@@ -110,8 +70,7 @@ class Team:
 
     def runs(self, number: int) -> list[int]:
         """Pids of every run of trial `number`, in start order."""
-        path = self.home / "artifacts" / self.name / f"trial-{number}" / "runs"
-        return [int(line) for line in path.read_text().split()] if path.exists() else []
+        return toy_runs(self.home / "artifacts", self.name, number)
 
     def wait_all(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -145,16 +104,6 @@ class Team:
             if t.status == "succeeded":  # the result kept is one run's own report
                 assert t.metrics["checkpoint"] in {f"run-{pid}" for pid in self.runs(t.number)}
         return rows
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not met within {timeout} s")
 
 
 def retry_db(read: Callable[[], Any], timeout: float = 30.0) -> Any:
@@ -206,13 +155,6 @@ def worker_of(agent: subprocess.Popen[str]) -> int:
 def signal_pid(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def status_json(team: Team) -> dict[str, Any]:
