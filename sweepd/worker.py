@@ -19,11 +19,13 @@ interpreter's start-up counts too). The worker keeps the whole trial, evaluation
 Result fields beyond the protocol's: `eval_episodes_done` (episodes scored per seed) and
 `train_cpu_seconds` (CPU time of the training loop, for throughput on a shared box).
 
-Failure categories: "setup" for anything before training starts (bad trial JSON, unknown env,
-unknown config key, import error, a command that cannot start or dies before reporting);
-"hyperparameter" for what the searched values cause: a non-finite loss or weight, CUDA out of
-memory, batch geometry PufferLib rejects (minibatch larger than the batch, ...), a command that
-dies after it has reported, and an evaluation that finishes no episode before the cap. Any other
+Failure categories: "setup" for what no searched value can cause (bad trial JSON, unknown env,
+unknown config key, import error or missing file while building the env, a command that cannot
+start or exits with an error before reporting); "hyperparameter" for what the searched values
+cause: any other failure building the env or policy (a constructor rejecting a value, out of
+memory), a non-finite loss or weight, CUDA out of memory, batch geometry PufferLib rejects
+(minibatch larger than the batch, ...), a command killed by a signal or dying after it has
+reported, and an evaluation that finishes no episode before the cap. Any other
 exception propagates (traceback in the trial log, non-zero exit) for the agent to record.
 
 Evaluation (trainer "puffer"): the final policy, sampling actions as PufferLib's own eval does,
@@ -393,9 +395,25 @@ class EvalEstimate:
         return 1.3 * seeds * per_seed + REPORT_MARGIN_S
 
 
+def _build_failure(exc: Exception) -> TrialFailed:
+    """Classify a failure while building the trial's env, policy or trainer.
+
+    Setup (pauses the sweep): what no searched value can cause, a broken install or a typo in the
+    sweep file. Anything else (an env constructor rejecting a searched value, out of memory for a
+    searched size) is the config's failure and observed as such; a sweep whose every trial dies
+    this way is still paused by the store's "first trials all fail fast" rule.
+    """
+    from sweepd.envs import UnknownEnvError
+    from sweepd.envs.family import ConfigKeyError
+
+    setup = (ImportError, FileNotFoundError, UnknownEnvError, ConfigKeyError, TrialFormatError)
+    category = "setup" if isinstance(exc, setup) else "hyperparameter"
+    return TrialFailed(category, f"{type(exc).__name__}: {exc}")
+
+
 def run_puffer(trial: Trial, events: EventWriter, clock: CostClock) -> None:
     """Train PufferLib PPO on the trial's env family, evaluate, save the policy, report."""
-    # Setup: anything that fails here is a setup failure (bar batch geometry, see below).
+    # Building the env and policy: see `_build_failure` for which failures pause the sweep.
     try:
         device = _select_device(trial.device)
         _seed_everything(trial.seed)
@@ -416,7 +434,7 @@ def run_puffer(trial: Trial, events: EventWriter, clock: CostClock) -> None:
         raise
     except Exception as exc:
         traceback.print_exc()  # the trial log keeps the whole story
-        raise TrialFailed("setup", f"{type(exc).__name__}: {exc}") from exc
+        raise _build_failure(exc) from exc
 
     curve = EpisodeLog(family.score_key)
     try:
@@ -429,7 +447,7 @@ def run_puffer(trial: Trial, events: EventWriter, clock: CostClock) -> None:
     except Exception as exc:
         traceback.print_exc()
         vecenv.close()
-        raise TrialFailed("setup", f"{type(exc).__name__}: {exc}") from exc
+        raise _build_failure(exc) from exc
 
     events.emit("started", time=time.time())
     train_start, train_cpu_start = time.time(), time.process_time()
@@ -670,11 +688,12 @@ def run_command(trial: Trial, events: EventWriter, clock: CostClock) -> None:
         if reports.score is None:
             raise TrialFailed("hyperparameter",
                               f"no score reported before the cost cap ({trial.cost_cap:.0f} s)")
+    elif returncode < 0:
+        # A signal (SIGSEGV, the OOM killer's SIGKILL) is the config's doing even before the first
+        # report: a broken install exits with an error code instead.
+        raise TrialFailed("hyperparameter", f"command killed by {signal.Signals(-returncode).name}")
     elif returncode != 0:
         category = "hyperparameter" if reports.count else "setup"
-        if returncode < 0:
-            name = signal.Signals(-returncode).name
-            raise TrialFailed(category, f"command killed by {name}")
         raise TrialFailed(category, f"command exited with code {returncode}")
     elif reports.score is None:
         raise TrialFailed("setup", "command exited 0 without reporting a score (see sweepd/report.py)")

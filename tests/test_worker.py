@@ -227,7 +227,7 @@ def test_command_segfaulting_is_a_failure_naming_the_signal(tmp_path):
     """
     events, status, _, _ = run_worker(command_trial(tmp_path, body))
     assert status == 1
-    assert events[-1] == {"event": "failed", "reason": "command killed by SIGSEGV", "category": "setup"}
+    assert events[-1] == {"event": "failed", "reason": "command killed by SIGSEGV", "category": "hyperparameter"}
 
 
 def test_command_with_a_broken_import_is_a_setup_failure(tmp_path):
@@ -253,3 +253,16 @@ def test_command_exiting_zero_without_a_score_is_a_setup_failure(tmp_path):
     events, status, _, _ = run_worker(command_trial(tmp_path, "print('trained, forgot to report')\n"))
     assert status == 1
     assert events[-1]["category"] == "setup" and "without reporting" in events[-1]["reason"]
+
+
+def test_build_failures_pause_only_for_what_no_searched_value_causes():
+    from sweepd.envs import UnknownEnvError
+    from sweepd.envs.family import ConfigKeyError
+
+    from sweepd.worker import _build_failure
+
+    for exc in (ModuleNotFoundError("no module named 'gym_typo'"), UnknownEnvError("snak", ["snake"]),
+                ConfigKeyError("snake", "train", "learning_rat", ["learning_rate"]), FileNotFoundError("map.bin")):
+        assert _build_failure(exc).category == "setup", exc
+    for exc in (ValueError("num_snakes must be positive"), RuntimeError("CUDA out of memory")):
+        assert _build_failure(exc).category == "hyperparameter", exc
