@@ -18,6 +18,7 @@ class ArtifactError(LookupError):
 class Pruned:
     removed: tuple[Path, ...]
     kept: tuple[Path, ...]
+    skipped: tuple[Path, ...]   # off the front but not the trial's own file: never deleted
     freed_bytes: int
 
 
@@ -40,20 +41,36 @@ def export_checkpoint(trial: TrialInfo, dest: Path) -> Path:
     return target
 
 
+def _trial_dir(trial: TrialInfo) -> Path | None:
+    """The folder the agent gave the trial (its worker log lives there)."""
+    log = trial.metrics.get("log") if trial.metrics else None
+    return Path(log).resolve().parent if log else None
+
+
 def prune_checkpoints(trials: list[TrialInfo], direction: str, dry_run: bool = False) -> Pruned:
-    """Delete the checkpoints of succeeded trials off the sweep's front; front trials keep theirs."""
+    """Delete the checkpoints of succeeded trials off the sweep's front; front trials keep theirs.
+
+    A command trainer reports any path as its checkpoint: only a file inside the trial's own
+    folder, and not named by a front trial too, is ever deleted.
+    """
     on_front = {number for point in front(trials, direction) for number in point.trials}
-    removed, kept, freed = [], [], 0
+    found = []
     for trial in trials:
         try:
-            path = checkpoint_of(trial)
+            found.append((trial, checkpoint_of(trial).resolve()))
         except ArtifactError:
             continue
-        if trial.number in on_front:
-            kept.append(path)
+    kept = {path for trial, path in found if trial.number in on_front}
+    removed, skipped, freed = [], [], 0
+    for trial, path in found:
+        if path in kept:
+            continue
+        folder = _trial_dir(trial)
+        if folder is None or not path.is_relative_to(folder):
+            skipped.append(path)
             continue
         freed += path.stat().st_size
         removed.append(path)
         if not dry_run:
             path.unlink()
-    return Pruned(tuple(removed), tuple(kept), freed)
+    return Pruned(tuple(removed), tuple(sorted(kept)), tuple(skipped), freed)

@@ -86,3 +86,30 @@ def test_baselines_show_the_best_seed_averaged_score_next_to_ppo(tmp_path):
     assert rows["breakout"]["best"] is None and rows["breakout"]["ppo_paper"] == 274.8
     table = sweepd("baselines")
     assert table.returncode == 0 and "274.8" in table.stdout
+
+
+def test_prune_leaves_files_outside_the_trials_folder(tmp_path):
+    from sweepd.artifacts import prune_checkpoints
+    from sweepd.store.queue import TrialInfo
+
+    shared = tmp_path / "shared.pt"
+    shared.write_bytes(b"x")
+
+    def trial(number: int, score: float, cost: float, checkpoint: Path) -> TrialInfo:
+        folder = tmp_path / f"trial-{number}"
+        folder.mkdir(exist_ok=True)
+        return TrialInfo(id=number, sweep_id=1, number=number, kind="search", params={"x": number}, seed=0,
+                         status="succeeded", box=None, slot=None, lock_owner=None, lock_token=None,
+                         lock_expires_at=None, heartbeat_at=None, attempts=1, predicted_score=None,
+                         predicted_cost=None, score=score, score_stderr=None, cost=cost, truncated=False,
+                         metrics={"checkpoint": str(checkpoint), "log": str(folder / "worker.log")},
+                         failure_reason=None, failure_category=None, created_at=0.0, started_at=None,
+                         finished_at=None)
+
+    own = tmp_path / "trial-2" / "policy.pt"
+    (tmp_path / "trial-2").mkdir()
+    own.write_bytes(b"yy")
+    trials = [trial(1, 1.0, 1.0, shared), trial(2, 0.5, 2.0, own), trial(3, 0.1, 3.0, shared)]
+    result = prune_checkpoints(trials, "maximize")
+    assert result.removed == (own.resolve(),) and not own.exists()
+    assert shared.exists()  # named by front trial 1 (and by trial 3, outside trial 3's folder)
