@@ -485,7 +485,8 @@ def prune(
     result = prune_checkpoints(queue.list_trials(engine, info.id), info.spec["settings"]["direction"], dry_run)
     verb = "would delete" if dry_run else "deleted"
     console.print(f"{info.name}: {verb} {len(result.removed)} checkpoint(s), {result.freed_bytes / 1e6:.1f} MB; "
-                  f"kept {len(result.kept)} on the front")
+                  f"kept {len(result.kept)} on the front"
+                  + (f"; left {len(result.skipped)} outside their trial's folder" if result.skipped else ""))
 
 
 @app.command()
