@@ -36,7 +36,7 @@ SIMPLE_INDEX="${SWEEPD_SIMPLE_INDEX:-https://pypi.org/simple}"
 # pynvml comes from nvidia-ml-py: the `pynvml` package is a deprecated shim that prints a
 # FutureWarning on every torch.cuda import.
 PUFFER_DEPS=("numpy<2" "gym<=0.23" "gymnasium<=0.29.1" "pettingzoo<=1.24.1"
-             psutil nvidia-ml-py rich rich_argparse imageio pyro-ppl heavyball)
+             psutil nvidia-ml-py rich rich_argparse imageio pyro-ppl heavyball wandb)
 # ale-py 0.9 is the line PufferLib 3.0 pins (0.10+ expects gymnasium 1.x); its wheel has the ROMs.
 ALE_REQ="ale-py>=0.9,<0.10"
 
