@@ -24,12 +24,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sweepd.space import Param
+from sweepd.search import SEARCHERS
+from sweepd.space import SPACES, Param
 
 SECTIONS = ("train", "env", "policy")
-SPACES = ("log", "linear", "logit", "pow2")
 TRAINERS = ("puffer", "command")
-SEARCHERS = ("carbs", "random")
 TOP_KEYS = ("extends", "env_name", "trainer", "command", "sweep", "search", *SECTIONS)
 PARAM_KEYS = ("space", "min", "max", "center", "integer", "scale")
 PUFFER_PREFIX = "pufferlib:"  # a sweep name that means PufferLib's config for the env, never a sweep file
@@ -76,6 +75,8 @@ class SweepSettings:
 
 
 SETTING_KEYS = tuple(f.name for f in fields(SweepSettings))
+PARAM_FIELDS = tuple(f.name for f in fields(Param))
+INT32 = 2**31  # integer settings are stored in 32-bit columns (PostgreSQL refuses more; SQLite would not)
 
 
 @dataclass(frozen=True)
@@ -111,12 +112,13 @@ class SweepSpec:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SweepSpec:
-        """Inverse of `to_json`."""
+        """Inverse of `to_json`. Settings and param fields this sweepd does not know (stored by a
+        newer one) are ignored; the ones it knows are used as stored, missing ones take defaults."""
         return cls(
             name=data["name"], env=data["env"], trainer=data["trainer"], source=data.get("source", ""),
             command=tuple(data.get("command") or ()), defaults=data["defaults"],
-            settings=SweepSettings(**data["settings"]),
-            params=tuple(Param(**p) for p in data["params"]),
+            settings=SweepSettings(**{k: v for k, v in data["settings"].items() if k in SETTING_KEYS}),
+            params=tuple(Param(**{k: v for k, v in p.items() if k in PARAM_FIELDS}) for p in data["params"]),
         )
 
 
@@ -161,9 +163,14 @@ def find_sweep_file(name: str) -> Path:
 
 
 def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None) -> SweepSpec:
-    """Resolve and validate a sweep by name or path; `overrides` replace `[sweep]` settings.
+    """Resolve and validate a sweep by name or path; `overrides` (command-line options: None means
+    not given) replace `[sweep]` settings, and an error in one names the option, not a file.
 
     A name with no sweep file that PufferLib's configs define (or `pufferlib:NAME`) resolves from them."""
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    for key in given:
+        if key not in SETTING_KEYS:
+            raise SpecError(None, f"{_option(key)}: no such [sweep] setting{_did_you_mean(key, SETTING_KEYS)}")
     path = find_sweep_file(name_or_path)
     if path.suffix == ".ini":
         name = name_or_path.removeprefix(PUFFER_PREFIX)
@@ -171,9 +178,14 @@ def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None) -> Swe
     else:
         raw, chain = _load_chain(path, seen=())
         name = path.stem
-    if overrides:
-        raw.setdefault("sweep", {}).update({k: v for k, v in overrides.items() if v is not None})
-    return _resolve(raw, path, chain, name)
+    if given:
+        raw.setdefault("sweep", {}).update(given)
+    return _resolve(raw, path, chain, name, frozenset(given))
+
+
+def _option(key: str) -> str:
+    """The command-line option that overrides a `[sweep]` setting: max_trials -> --max-trials."""
+    return "--" + key.replace("_", "-")
 
 
 def _puffer_table(env_name: str) -> tuple[dict[str, Any], tuple[Path, ...]]:
@@ -234,22 +246,30 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_keys(data: dict[str, Any], path: Path) -> None:
-    """Unknown keys are typos until proven otherwise: name the closest known key."""
+    """One file's shape: every table is a table, `command` a list of strings, and unknown keys are
+    typos until proven otherwise (name the closest known key). Values are checked after merging."""
     _unknown(data, TOP_KEYS, path, "")
-    if isinstance(data.get("sweep"), dict):
-        _unknown(data["sweep"], SETTING_KEYS, path, "[sweep] ")
-    search = data.get("search", {})
-    if not isinstance(search, dict):
-        raise SpecError(path, "[search] must hold tables like [search.train.learning_rate]",
-                        _line_of(path, "search"))
-    for section, table in search.items():
+    for key in ("sweep", "search", *SECTIONS):
+        if key in data and not isinstance(data[key], dict):
+            example = "[search.train.learning_rate]" if key == "search" else f"[{key}]"
+            raise SpecError(path, f"'{key}' must be a table such as {example}, got {data[key]!r}",
+                            _line_in(path, "", key) or _line_of(path, key))
+    if "command" in data and not (isinstance(data["command"], list)
+                                  and all(isinstance(c, str) for c in data["command"])):
+        raise SpecError(path, f"command must be a list of strings such as [\"python\", \"train.py\"], "
+                              f"got {data['command']!r}", _line_of(path, "command"))
+    _unknown(data.get("sweep", {}), SETTING_KEYS, path, "[sweep] ")
+    for section, table in data.get("search", {}).items():
         if section not in SECTIONS:
             raise SpecError(path, f"unknown section [search.{section}]{_did_you_mean(section, SECTIONS)}",
                             _line_of(path, f"search.{section}"))
+        if not isinstance(table, dict):
+            raise SpecError(path, f"[search] {section} must hold tables such as [search.{section}.learning_rate], "
+                                  f"got {table!r}", _line_in(path, "search", section) or _line_of(path, section))
         for key, param in table.items():
             if not isinstance(param, dict):
-                raise SpecError(path, f"[search.{section}.{key}] must be a table with space/min/max/center",
-                                _line_of(path, key))
+                raise SpecError(path, f"[search.{section}.{key}] must be a table with space/min/max/center, "
+                                      f"got {param!r}", _line_in(path, f"search.{section}", key) or _line_of(path, key))
             _unknown(param, PARAM_KEYS, path, f"[search.{section}.{key}] ")
 
 
@@ -259,7 +279,9 @@ def _unknown(table: dict[str, Any], known: tuple[str, ...], path: Path, where: s
             raise SpecError(path, f"unknown key {where}'{key}'{_did_you_mean(key, known)}", _line_of(path, key))
 
 
-def _did_you_mean(word: str, known: tuple[str, ...] | list[str]) -> str:
+def _did_you_mean(word: Any, known: tuple[str, ...] | list[str]) -> str:
+    if not isinstance(word, str):
+        return ""
     close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
@@ -277,10 +299,29 @@ def _line_of(path: Path, key: str) -> int | None:
     return None
 
 
-def _resolve(raw: dict[str, Any], path: Path, chain: tuple[Path, ...], name: str) -> SweepSpec:
+def _line_in(path: Path, table: str, key: str) -> int | None:
+    """Line where `key` is assigned inside `[table]` ("" for the top level, before any table)."""
+    header = re.compile(r"^\s*\[+\s*([^\]]*?)\s*\]+")
+    assignment = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=")
+    current = ""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return None
+    for number, text in enumerate(lines, start=1):
+        match = header.match(text)
+        if match:
+            current = re.sub(r"[\s\"']", "", match[1])
+        elif current == table and assignment.match(text):
+            return number
+    return None
+
+
+def _resolve(raw: dict[str, Any], path: Path, chain: tuple[Path, ...], name: str,
+             overridden: frozenset[str] = frozenset()) -> SweepSpec:
     from sweepd import envs  # the registry of env families; imported late to keep spec light
 
-    settings = _settings(raw.get("sweep", {}), path, chain)
+    settings = _settings(raw.get("sweep", {}), path, chain, overridden)
     trainer = raw.get("trainer", "puffer")
     if trainer not in TRAINERS:
         raise SpecError(path, f"trainer must be one of {', '.join(TRAINERS)}, got '{trainer}'",
@@ -299,6 +340,10 @@ def _resolve(raw: dict[str, Any], path: Path, chain: tuple[Path, ...], name: str
     params = tuple(_param(f"{section}.{key}", table, _owner(chain, key))
                    for section, tables in sorted(raw.get("search", {}).items())
                    for key, table in sorted(tables.items()))
+    if not params:
+        # A searcher needs a space to search; one config over many seeds is not a sweep.
+        raise SpecError(path, "nothing to search: add a searched param such as [search.train.learning_rate] "
+                              "with space, min and max", _line_of(path, "search"))
     _check_command_placeholders(trainer, command, params, defaults, path)
     if settings.budget_param and settings.budget_param not in {p.name for p in params}:
         owner = _owner(chain, "budget_param")
@@ -316,7 +361,15 @@ def _owner(chain: tuple[Path, ...], key: str) -> Path:
     return chain[0]
 
 
-def _settings(table: dict[str, Any], path: Path, chain: tuple[Path, ...]) -> SweepSettings:
+def _settings(table: dict[str, Any], path: Path, chain: tuple[Path, ...],
+              overridden: frozenset[str] = frozenset()) -> SweepSettings:
+    def fail(key: str, message: str) -> SpecError:
+        """The error where the value came from: the command-line option, else the file that sets it."""
+        if key in overridden:
+            return SpecError(None, f"{_option(key)}: {message}")
+        owner = _owner(chain, key)
+        return SpecError(owner, f"[sweep] {message}", _line_in(owner, "sweep", key) or _line_of(owner, key))
+
     base = SweepSettings()
     values: dict[str, Any] = {}
     for key, value in table.items():
@@ -324,14 +377,13 @@ def _settings(table: dict[str, Any], path: Path, chain: tuple[Path, ...]) -> Swe
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if type(value) is not expected:
-            raise SpecError(_owner(chain, key), f"[sweep] {key} must be {expected.__name__}, got {value!r}",
-                            _line_of(_owner(chain, key), key))
+            raise fail(key, f"{key} must be {expected.__name__}, got {value!r}")
+        if expected is float and not math.isfinite(value):
+            raise fail(key, f"{key} must be a finite number, got {value!r}")
+        if expected is int and key != "seed" and not -INT32 <= value < INT32:  # seed: its own range below
+            raise fail(key, f"{key} must be {'below 2**31' if value > 0 else 'above -2**31'}, got {value}")
         values[key] = value
     settings = SweepSettings(**values)
-
-    def fail(key: str, message: str) -> SpecError:
-        owner = _owner(chain, key)
-        return SpecError(owner, f"[sweep] {message}", _line_of(owner, key))
 
     if settings.direction not in ("maximize", "minimize"):
         raise fail("direction", f"direction must be maximize or minimize, got '{settings.direction}'")
@@ -347,10 +399,18 @@ def _settings(table: dict[str, Any], path: Path, chain: tuple[Path, ...]) -> Swe
         if getattr(settings, key) < 0 or (key in ("eval_episodes", "eval_seeds") and getattr(settings, key) < 1):
             raise fail(key, f"{key} must be {'>= 1' if key.startswith('eval') else '>= 0'}, "
                             f"got {getattr(settings, key)}")
+    if not 0 <= settings.seed < INT32:
+        raise fail("seed", f"seed must be in [0, 2**31), got {settings.seed}")
     if settings.max_total_cost < 0:
         raise fail("max_total_cost", f"max_total_cost must be >= 0, got {settings.max_total_cost}")
     if settings.max_trials == 0 and settings.max_total_cost == 0:
         raise fail("max_trials", "give a budget: max_trials and/or max_total_cost")
+    if 0 < settings.max_total_cost < settings.cost_cap:
+        # A trial may start only while the budget covers it at its cost cap (sweepd/store/queue.py).
+        key = "max_suggestion_cost" if "max_suggestion_cost" in overridden - {"max_total_cost"} else "max_total_cost"
+        raise fail(key, f"max_total_cost {settings.max_total_cost:g} s cannot pay for one trial at its cost cap "
+                        f"{settings.cost_cap:g} s (max_suggestion_cost {settings.max_suggestion_cost:g} s x "
+                        f"cost_tolerance {settings.cost_tolerance:g})")
     return settings
 
 
@@ -362,7 +422,7 @@ def _param(name: str, table: dict[str, Any], path: Path) -> Param:
         return SpecError(path, f"[search.{name}] {message}", line)
 
     space = table.get("space", "linear")
-    if space not in SPACES:
+    if not isinstance(space, str) or space not in SPACES:
         raise fail(f"space must be one of {', '.join(SPACES)}, got '{space}'{_did_you_mean(space, SPACES)}")
     for k in ("min", "max", "center"):
         if k in table and (isinstance(table[k], bool) or not isinstance(table[k], int | float)):

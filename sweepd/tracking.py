@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from sweepd.store.models import ABANDONED, FAILED, SUCCEEDED
+from sweepd.store.models import ABANDONED, FAILED, SUCCEEDED, finite
 from sweepd.store.queue import SweepInfo, TrialInfo
 
 TIMEOUT_S = 120.0            # one batch of runs; past it the subprocess is killed and the batch dropped
@@ -256,9 +256,9 @@ def log_trial_run(wandb: Any, trial: TrialInfo, sweep: SweepInfo, project: str, 
             last = int(step)
             run.log({"curve/score": score, "curve/elapsed": elapsed}, step=last)
         run.summary.update({k: v for k, v in {
-            "status": trial.status, "score": _finite(trial.score), "score_stderr": _finite(trial.score_stderr),
-            "cost": _finite(trial.cost), "predicted_cost": _finite(trial.predicted_cost),
-            "predicted_score": _finite(trial.predicted_score), "truncated": trial.truncated,
+            "status": trial.status, "score": finite(trial.score), "score_stderr": finite(trial.score_stderr),
+            "cost": finite(trial.cost), "predicted_cost": finite(trial.predicted_cost),
+            "predicted_score": finite(trial.predicted_score), "truncated": trial.truncated,
             "failure_reason": trial.failure_reason, "failure_category": trial.failure_category,
             "box": trial.box}.items() if v is not None})
     finally:
@@ -308,10 +308,6 @@ def log_front_if_changed(wandb: Any, sweep: SweepInfo, trials: list[TrialInfo], 
     state.parent.mkdir(parents=True, exist_ok=True)
     state.write_text(key)
     return True
-
-
-def _finite(value: float | None) -> float | None:
-    return float(value) if value is not None and math.isfinite(value) else None
 
 
 def main() -> None:

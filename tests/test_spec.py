@@ -91,6 +91,24 @@ BAD_CASES = {
     "cost_cap_not_positive": (GOOD.replace("max_suggestion_cost = 30.0", "max_suggestion_cost = 0"),
                               "max_suggestion_cost must be > 0"),
     "bad_space": (GOOD.replace('space = "log"', 'space = "logg"'), "did you mean 'log'"),
+    # A value where a table belongs: one line, never a traceback.
+    "sweep_not_a_table": (GOOD.replace('env_name = "snake"', 'env_name = "snake"\nsweep = 5').replace(
+        "[sweep]\nmax_suggestion_cost = 30.0\nmax_trials = 3\n", ""), "'sweep' must be a table such as [sweep], got 5"),
+    "section_not_a_table": (GOOD.replace('env_name = "snake"', 'env_name = "snake"\ntrain = 5').replace(
+        "[train]\nlearning_rate = 0.01\n", ""), "'train' must be a table such as [train], got 5"),
+    "search_section_not_a_table": (GOOD.replace('[search.train.learning_rate]\nspace = "log"\ncenter = 0.01\n',
+                                                "[search]\ntrain = 5\n"),
+                                   "[search] train must hold tables such as [search.train.learning_rate], got 5"),
+    "space_not_a_string": (GOOD.replace('space = "log"', "space = 5"),
+                           "space must be one of log, linear, logit, pow2, got '5'"),
+    "command_not_a_list": (GOOD.replace('env_name = "snake"', 'env_name = "snake"\ncommand = 5'),
+                           "command must be a list of strings"),
+    "seed_too_big": (GOOD.replace("max_trials = 3", "max_trials = 3\nseed = 99999999999"),
+                     "seed must be in [0, 2**31), got 99999999999"),
+    "int_too_big": (GOOD.replace("max_trials = 3", "max_trials = 99999999999"), "max_trials must be below 2**31"),
+    "budget_below_one_trial": (GOOD.replace("max_trials = 3", "max_trials = 3\nmax_total_cost = 30.0"),
+                               "max_total_cost 30 s cannot pay for one trial at its cost cap 37.5 s"),
+    "nothing_to_search": ('env_name = "snake"\n[sweep]\nmax_trials = 3\n', "nothing to search"),
 }
 
 
@@ -111,6 +129,43 @@ def test_error_names_the_line_of_the_mistake(tmp_path):
     with pytest.raises(SpecError) as info:
         load_spec(str(path))
     assert info.value.line == 6
+
+
+@pytest.mark.parametrize(("case", "line"), [("sweep_not_a_table", 3), ("section_not_a_table", 3),
+                                           ("search_section_not_a_table", 12), ("seed_too_big", 7)])
+def test_a_value_of_the_wrong_type_names_its_line(tmp_path, case, line):
+    with pytest.raises(SpecError) as info:
+        load_spec(str(write(tmp_path, BAD_CASES[case][0])))
+    assert info.value.line == line, str(info.value)
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    ({"max_trials": -1}, "--max-trials: max_trials must be >= 0, got -1"),
+    ({"seed": 99999999999}, "--seed: seed must be in [0, 2**31), got 99999999999"),
+    ({"searcher": "grid"}, "--searcher: searcher must be one of carbs, random, got 'grid'"),
+    ({"max_suggestion_cost": 1000.0, "max_total_cost": None},
+     "--max-suggestion-cost: max_total_cost 500 s cannot pay for one trial at its cost cap 1250 s"),
+])
+def test_an_override_error_names_the_command_line_option_not_a_file(tmp_path, overrides, expected):
+    path = write(tmp_path, GOOD.replace("max_trials = 3", "max_trials = 3\nmax_total_cost = 500.0"))
+    with pytest.raises(SpecError) as info:
+        load_spec(str(path), overrides)
+    assert str(info.value).startswith(expected), str(info.value)
+    assert info.value.path is None
+
+
+def test_an_override_of_a_bundled_sweep_names_the_option():
+    """`sweepd launch snake --max-trials -1` blamed sweeps/default.toml:12."""
+    with pytest.raises(SpecError, match=r"^--max-trials: max_trials must be >= 0, got -1$"):
+        load_spec("snake", {"max_trials": -1, "seed": None})
+
+
+def test_a_stored_spec_with_settings_from_a_newer_sweepd_still_loads(tmp_path):
+    spec = load_spec(str(write(tmp_path, GOOD)))
+    stored = spec.to_json()
+    stored["settings"]["a_future_setting"] = "on"
+    stored["params"][0]["a_future_field"] = 1
+    assert SweepSpec.from_json(stored) == spec
 
 
 def test_unknown_sweep_name_lists_known_ones():

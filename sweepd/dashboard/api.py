@@ -53,7 +53,7 @@ class Api:
         trial = review.get_trial(self.engine, info.id, number)
         row = _trial_row(trial, full=True)
         metrics = trial.metrics or {}
-        row["curve"] = [[_finite(v) for v in point] for point in metrics.get("curve", [])]
+        row["curve"] = _clean(metrics.get("curve", []))
         row["log_tail"] = metrics.get("log_tail", [])
         row["log"] = metrics.get("log")
         return row
@@ -87,17 +87,11 @@ def _trial_row(t: TrialInfo, full: bool = False) -> dict[str, Any]:
     if reason and not full:
         reason = reason.splitlines()[0][:REASON_CHARS]
     return {"number": t.number, "kind": t.kind, "status": t.status, "params": t.params, "seed": t.seed,
-            "score": _finite(t.score), "score_stderr": _finite(t.score_stderr), "cost": _finite(t.cost),
-            "predicted_score": _finite(t.predicted_score), "predicted_cost": _finite(t.predicted_cost),
+            "score": _clean(t.score), "score_stderr": _clean(t.score_stderr), "cost": _clean(t.cost),
+            "predicted_score": _clean(t.predicted_score), "predicted_cost": _clean(t.predicted_cost),
             "truncated": t.truncated, "failure_reason": reason, "failure_category": t.failure_category,
             "box": t.box, "slot": t.slot, "attempts": t.attempts, "started_at": t.started_at,
             "finished_at": t.finished_at}
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _clean(value: Any) -> Any:

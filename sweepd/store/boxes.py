@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from sweepd.store.db import epoch_now
-from sweepd.store.models import ACTIVE, Box, Event, Reservation, Sweep, Trial
-from sweepd.store.queue import NotFound, _event, _now, _reserved_by, slot_owners
+from sweepd.store.db import clock, epoch_now
+from sweepd.store.models import ACTIVE, Box, Event, Reservation, Sweep, Trial, check_length
+from sweepd.store.queue import NotFound, record_event, slot_owner, slot_owners
 
 
 class ReservationConflict(ValueError):
@@ -112,8 +112,9 @@ def reserve_box(engine: Engine, box: str, user: str, seconds: float, *, slots: i
         raise ValueError(f"a reservation must last more than 0 s, got {seconds:g} s")
     if force and not note.strip():
         raise ValueError("taking a box reserved by someone else needs a reason: add --note '...'")
+    check_length(Reservation.user, user, "the user name")
     with Session(engine) as session, session.begin():
-        now = _now(session)
+        now = clock(session)
         row = _find_box(session, box)
         if slots is not None and not 1 <= slots <= row.slots:
             raise ValueError(f"box {box} has {row.slots} slot(s); cannot reserve {slots}")
@@ -130,15 +131,15 @@ def reserve_box(engine: Engine, box: str, user: str, seconds: float, *, slots: i
                                           f"--force --note 'why'")
             for other in others:
                 other.until = now
-                _event(session, now, user, "reservation_forced",
-                       f"{user} took {box} from {_describe(other)}: {note}", box=box)
+                record_event(session, now, user, "reservation_forced",
+                             f"{user} took {box} from {_describe(other)}: {note}", box=box)
         for old in mine:
             old.until = now  # a new reservation by the same user replaces the old one
         new = Reservation(box=box, user=user, slots=slots, starts_at=now, until=now + seconds, note=note or None)
         session.add(new)
         session.flush()
         what = f"{'all' if slots is None else slots} slot(s) for {seconds / 3600:.3g} h"
-        _event(session, now, user, "box_reserved", what + (f": {note}" if note else ""), box=box)
+        record_event(session, now, user, "box_reserved", what + (f": {note}" if note else ""), box=box)
         return _info(new)
 
 
@@ -147,7 +148,7 @@ def release_box(engine: Engine, box: str, user: str, *, force: bool = False, not
     if force and not note.strip():
         raise ValueError("releasing someone else's reservation needs a reason: add --note '...'")
     with Session(engine) as session, session.begin():
-        now = _now(session)
+        now = clock(session)
         _find_box(session, box)
         active = _active(session, box, now)
         ending = [r for r in active if r.user == user or force]
@@ -158,10 +159,10 @@ def release_box(engine: Engine, box: str, user: str, *, force: bool = False, not
         for row in ending:
             row.until = now
             if row.user == user:
-                _event(session, now, user, "box_released", _describe(row), box=box)
+                record_event(session, now, user, "box_released", _describe(row), box=box)
             else:
-                _event(session, now, user, "reservation_forced",
-                       f"{user} released {_describe(row)} on {box}: {note}", box=box)
+                record_event(session, now, user, "reservation_forced",
+                             f"{user} released {_describe(row)} on {box}: {note}", box=box)
         return [_info(r) for r in ending]
 
 
@@ -177,7 +178,7 @@ def list_reservations(engine: Engine, box: str | None = None) -> list[Reservatio
 def box_status(engine: Engine) -> list[BoxStatus]:
     """Every box, each slot's holder (user, sweep, trial, since) and reservation, and its last heartbeat."""
     with Session(engine) as session:
-        now = _now(session)
+        now = clock(session)
         boxes = session.scalars(select(Box).order_by(Box.name)).all()
         held = session.execute(
             select(Trial.box, Trial.slot, Trial.id, Trial.number, Trial.status, Trial.started_at, Trial.heartbeat_at,
@@ -194,7 +195,7 @@ def box_status(engine: Engine) -> list[BoxStatus]:
         views = []
         for slot in range(box.slots):
             trial = by_slot.get((box.name, slot))
-            user = _reserved_by(ranges, slot)
+            user = slot_owner(ranges, slot)
             views.append(SlotView(
                 slot=slot, user=trial.owner if trial else None, sweep=trial.name if trial else None,
                 sweep_id=trial.sweep_id if trial else None,

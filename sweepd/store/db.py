@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from sqlalchemy import Engine, create_engine, event, inspect, select
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import Float
 
@@ -40,6 +41,11 @@ def _epoch_now_pg(element: Any, compiler: Any, **kw: Any) -> str:
 @compiles(epoch_now, "sqlite")
 def _epoch_now_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
     return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+def clock(conn: Session | Connection) -> float:
+    """The database's clock now, in epoch seconds (one round trip)."""
+    return float(conn.scalar(select(epoch_now())))
 
 
 def data_dir() -> Path:

@@ -6,6 +6,7 @@ compare the same way on both backends without time-zone conversions.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
@@ -88,7 +89,9 @@ class Trial(Base):
     predicted_cost: Mapped[float | None] = mapped_column(Float)
     score: Mapped[float | None] = mapped_column(Float)
     score_stderr: Mapped[float | None] = mapped_column(Float)
-    cost: Mapped[float | None] = mapped_column(Float)
+    cost: Mapped[float | None] = mapped_column(Float)      # the last attempt's cost: what the searcher sees
+    # Every attempt's cost added up (infra re-runs and `sweepd retry` included): what the budget counts.
+    spent: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
     truncated: Mapped[bool] = mapped_column(default=False)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     failure_reason: Mapped[str | None] = mapped_column(Text)
@@ -133,9 +136,22 @@ class Event(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[float] = mapped_column(Float, index=True)
-    actor: Mapped[str] = mapped_column(String(100))
+    actor: Mapped[str] = mapped_column(String(200))  # a user or an agent id (box:pid:tag, as lock_owner)
     kind: Mapped[str] = mapped_column(String(32))
     box: Mapped[str | None] = mapped_column(String(200))
     sweep_id: Mapped[int | None] = mapped_column(Integer)
     trial_id: Mapped[int | None] = mapped_column(Integer)
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+def finite(value: float | None) -> float | None:
+    """A float column's value: NaN and infinities are stored as NULL (JSON and SQL agree on that)."""
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def check_length(column: Any, value: str, what: str) -> None:
+    """One-line ValueError when `value` is longer than the String `column` holds: PostgreSQL would
+    refuse the row (SQLite stores it), and cutting it short would silently change a name."""
+    limit = column.type.length
+    if len(value) > limit:
+        raise ValueError(f"{what} is {len(value)} characters long; at most {limit} fit: '{value[:40]}...'")

@@ -26,7 +26,8 @@ from sqlalchemy import Connection, Engine, Float, bindparam, case, func, literal
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from sweepd.store.db import epoch_now
+from sweepd.spec import SweepSettings
+from sweepd.store.db import clock, epoch_now
 from sweepd.store.models import (
     ABANDONED,
     ACTIVE,
@@ -48,6 +49,8 @@ from sweepd.store.models import (
     Reservation,
     Sweep,
     Trial,
+    check_length,
+    finite,
 )
 
 MAX_ATTEMPTS = 2  # an infrastructure failure re-queues a trial once, then it is abandoned
@@ -86,6 +89,10 @@ class SweepInfo:
     created_at: float
     finished_at: float | None
 
+    @classmethod
+    def of(cls, row: Sweep) -> SweepInfo:
+        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+
 
 @dataclass(frozen=True)
 class TrialInfo:
@@ -115,6 +122,11 @@ class TrialInfo:
     created_at: float
     started_at: float | None
     finished_at: float | None
+    spent: float = 0.0    # every attempt's cost added up: what the sweep's budget counts
+
+    @classmethod
+    def of(cls, row: Trial) -> TrialInfo:
+        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
 
 
 @dataclass(frozen=True)
@@ -167,21 +179,10 @@ class Proposal:
 Propose = Callable[[SweepInfo, History], Proposal | None]
 
 
-def _sweep_info(row: Sweep) -> SweepInfo:
-    return SweepInfo(**{f.name: getattr(row, f.name) for f in fields(SweepInfo)})
-
-
-def _trial_info(row: Trial) -> TrialInfo:
-    return TrialInfo(**{f.name: getattr(row, f.name) for f in fields(TrialInfo)})
-
-
-def _now(session: Session) -> float:
-    return float(session.scalar(select(epoch_now())))
-
-
-def _event(session: Session, now: float, actor: str, kind: str, detail: str = "", *, box: str | None = None,
-           sweep_id: int | None = None, trial_id: int | None = None) -> None:
-    session.add(Event(at=now, actor=actor, kind=kind, box=box, sweep_id=sweep_id, trial_id=trial_id,
+def record_event(session: Session, at: float, actor: str, kind: str, detail: str = "", *, box: str | None = None,
+                 sweep_id: int | None = None, trial_id: int | None = None) -> None:
+    """Append to the audit log (`sweepd events`) in the caller's transaction."""
+    session.add(Event(at=at, actor=actor, kind=kind, box=box, sweep_id=sweep_id, trial_id=trial_id,
                       detail=detail or None))
 
 
@@ -196,15 +197,18 @@ def create_sweep(engine: Engine, spec: dict[str, Any], owner: str, name: str | N
     """Write a new running sweep from a resolved spec (`SweepSpec.to_json()`); names are unique."""
     settings = spec["settings"]
     base = name or spec["name"]
+    check_length(Sweep.owner, owner, "the sweep's owner (user name)")
+    check_length(Sweep.env, spec["env"], "the env name")
     for attempt in range(100):
         with Session(engine) as session, session.begin():
-            now = _now(session)
+            now = clock(session)
             if name is None:
                 taken = session.scalars(select(Sweep.name).where(Sweep.name.like(f"{base}-%"))).all()
                 numbers = [int(n.rsplit("-", 1)[1]) for n in taken if n.rsplit("-", 1)[1].isdigit()]
                 candidate = f"{base}-{max(numbers, default=0) + 1 + attempt}"
             else:
                 candidate = base
+            check_length(Sweep.name, candidate, "the sweep name" + (" (--name)" if name is not None else ""))
             row = Sweep(name=candidate, env=spec["env"], owner=owner, spec=spec, status=SWEEP_RUNNING,
                         searcher=settings["searcher"], seed=settings["seed"],
                         max_suggestion_cost=settings["max_suggestion_cost"], max_trials=settings["max_trials"],
@@ -218,19 +222,20 @@ def create_sweep(engine: Engine, spec: dict[str, Any], owner: str, name: str | N
                     raise ValueError(f"a sweep named '{name}' exists already") from None
                 session.rollback()
                 continue
-            _event(session, now, owner, "sweep_created", spec.get("source", ""), sweep_id=row.id)
-            return _sweep_info(row)
+            record_event(session, now, owner, "sweep_created", spec.get("source", ""), sweep_id=row.id)
+            return SweepInfo.of(row)
     raise RuntimeError(f"could not find a free sweep name for '{base}'")
 
 
 def get_sweep(engine: Engine, ref: str | int) -> SweepInfo:
     """A sweep by id or name."""
     with Session(engine) as session:
-        row = _find_sweep(session, ref)
-        return _sweep_info(row)
+        row = find_sweep_row(session, ref)
+        return SweepInfo.of(row)
 
 
-def _find_sweep(session: Session, ref: str | int) -> Sweep:
+def find_sweep_row(session: Session, ref: str | int) -> Sweep:
+    """The Sweep row by name or id in the caller's session; NotFound names the recent sweeps."""
     ref_text = str(ref)
     row = session.scalar(select(Sweep).where(Sweep.name == ref_text))
     if row is None and ref_text.isdigit():
@@ -244,7 +249,7 @@ def _find_sweep(session: Session, ref: str | int) -> Sweep:
 def list_sweeps(engine: Engine) -> list[SweepInfo]:
     """All sweeps, newest first."""
     with Session(engine) as session:
-        return [_sweep_info(r) for r in session.scalars(select(Sweep).order_by(Sweep.id.desc()))]
+        return [SweepInfo.of(r) for r in session.scalars(select(Sweep).order_by(Sweep.id.desc()))]
 
 
 def set_sweep_status(engine: Engine, ref: str | int, status: str, actor: str, reason: str = "") -> SweepInfo:
@@ -252,12 +257,12 @@ def set_sweep_status(engine: Engine, ref: str | int, status: str, actor: str, re
     if status not in (SWEEP_RUNNING, SWEEP_PAUSED, SWEEP_STOPPED):
         raise ValueError(f"cannot set a sweep to '{status}'")
     with Session(engine) as session, session.begin():
-        row = _find_sweep(session, ref)
-        now = _now(session)
+        row = find_sweep_row(session, ref)
+        now = clock(session)
         row.status, row.status_reason = status, reason or None
         row.finished_at = now if status == SWEEP_STOPPED else None
-        _event(session, now, actor, f"sweep_{status}", reason, sweep_id=row.id)
-        return _sweep_info(row)
+        record_event(session, now, actor, f"sweep_{status}", reason, sweep_id=row.id)
+        return SweepInfo.of(row)
 
 
 def sweep_statuses(engine: Engine, ids: Iterable[int]) -> dict[int, str]:
@@ -275,29 +280,29 @@ def list_trials(engine: Engine, sweep_id: int) -> list[TrialInfo]:
     """A sweep's trials in number order."""
     with Session(engine) as session:
         rows = session.scalars(select(Trial).where(Trial.sweep_id == sweep_id).order_by(Trial.number))
-        return [_trial_info(r) for r in rows]
+        return [TrialInfo.of(r) for r in rows]
 
 
 def enqueue_trial(engine: Engine, sweep_id: int, params: dict[str, Any], kind: str = "user",
                   actor: str = "") -> TrialInfo:
     """Queue a given config (baselines, user requests): leased before any new suggestion."""
     with Session(engine) as session, session.begin():
-        now = _now(session)
+        now = clock(session)
         sweep = _lock_sweep(session, sweep_id)
         number = _next_number(session, sweep_id)
         row = Trial(sweep_id=sweep_id, number=number, kind=kind, params=dict(params),
                     seed=trial_seed(sweep.seed, number), status=QUEUED, attempts=0, metrics={}, created_at=now)
         session.add(row)
         session.flush()
-        _event(session, now, actor or sweep.owner, "trial_enqueued", kind, sweep_id=sweep_id, trial_id=row.id)
-        return _trial_info(row)
+        record_event(session, now, actor or sweep.owner, "trial_enqueued", kind, sweep_id=sweep_id, trial_id=row.id)
+        return TrialInfo.of(row)
 
 
 def enqueue_trials(engine: Engine, sweep_id: int, configs: Iterable[dict[str, Any]], kind: str = "user",
                    actor: str = "") -> int:
     """Queue many given configs in one transaction (one INSERT); returns how many."""
     with Session(engine) as session, session.begin():
-        now = _now(session)
+        now = clock(session)
         sweep = _lock_sweep(session, sweep_id)
         first = _next_number(session, sweep_id)
         rows = [{"sweep_id": sweep_id, "number": number, "kind": kind, "params": dict(params),
@@ -305,8 +310,8 @@ def enqueue_trials(engine: Engine, sweep_id: int, configs: Iterable[dict[str, An
                  "truncated": False, "created_at": now} for number, params in enumerate(configs, start=first)]
         if rows:
             session.execute(Trial.__table__.insert(), rows)
-            _event(session, now, actor or sweep.owner, "trials_enqueued", f"{len(rows)} {kind} trials",
-                   sweep_id=sweep_id)
+            record_event(session, now, actor or sweep.owner, "trials_enqueued", f"{len(rows)} {kind} trials",
+                         sweep_id=sweep_id)
         return len(rows)
 
 
@@ -332,7 +337,7 @@ def import_trials(engine: Engine, sweep_id: int, results: Iterable[FinishedTrial
     seconds (the dashboard benchmark builds its sweep this way).
     """
     with Session(engine) as session, session.begin():
-        now = _now(session)
+        now = clock(session)
         sweep = _lock_sweep(session, sweep_id)
         first = _next_number(session, sweep_id)
         rows = []
@@ -341,14 +346,16 @@ def import_trials(engine: Engine, sweep_id: int, results: Iterable[FinishedTrial
                 raise ValueError(f"an imported trial must be finished, not '{r.status}'")
             rows.append({"sweep_id": sweep_id, "number": number, "kind": r.kind, "params": dict(r.params),
                          "seed": trial_seed(sweep.seed, number), "status": r.status, "attempts": 1,
-                         "score": _finite(r.score), "score_stderr": _finite(r.score_stderr), "cost": r.cost,
-                         "predicted_cost": _finite(r.predicted_cost), "metrics": r.metrics or {},
+                         "score": finite(r.score), "score_stderr": finite(r.score_stderr), "cost": r.cost,
+                         "spent": finite(r.cost) or 0.0,
+                         "predicted_cost": finite(r.predicted_cost), "metrics": r.metrics or {},
                          "failure_reason": r.failure_reason,
                          "failure_category": HYPERPARAMETER if r.status == FAILED else None,
                          "truncated": False, "created_at": now, "started_at": now, "finished_at": now})
         if rows:
             session.execute(Trial.__table__.insert(), rows)
-            _event(session, now, actor or sweep.owner, "trials_imported", f"{len(rows)} trials", sweep_id=sweep_id)
+            record_event(session, now, actor or sweep.owner, "trials_imported", f"{len(rows)} trials",
+                         sweep_id=sweep_id)
             session.flush()
             # An import that spends the budget (max_trials) finishes the sweep, as a last result would.
             _finish_sweep_if_done(session.connection(), sweep_id, actor or sweep.owner)
@@ -428,20 +435,26 @@ _HAS_QUEUED = select(Trial.id).where(Trial.sweep_id == Sweep.id, Trial.status ==
 # Whether the box has a reservation now rides along with the plan: an unreserved box costs no query.
 _BOX_RESERVED = select(Reservation.id).where(Reservation.box == bindparam("b_box"), Reservation.until > epoch_now(),
                                              Reservation.starts_at <= epoch_now()).exists()
-_PLAN = select(Sweep.id, Sweep.owner, Sweep.priority, Sweep.max_slots, _HAS_QUEUED, _BOX_RESERVED).where(
-    Sweep.status == SWEEP_RUNNING)
+_PLAN = select(Sweep.id, Sweep.owner, Sweep.priority, Sweep.max_slots, Sweep.max_total_cost, _HAS_QUEUED,
+               _BOX_RESERVED).where(Sweep.status == SWEEP_RUNNING)
 _PLAN_SOME = _PLAN.where(Sweep.id.in_(bindparam("b_sweep_ids", expanding=True)))
-_LOCK_VALUES = {"status": LEASED, "box": bindparam("b_box"), "slot": bindparam("b_slot"),
-                "lock_owner": bindparam("b_agent"), "lock_token": bindparam("b_token"),
-                "lock_expires_at": epoch_now() + bindparam("b_lease_seconds", type_=Float),
-                "heartbeat_at": epoch_now()}
+
+
+def _lock_values(box: Any, slot: Any, agent: Any, token: Any, lease_seconds: Any) -> dict[str, Any]:
+    """The lease columns, as a claim and a new leased trial set them (values, or the claim's binds)."""
+    return {"status": LEASED, "box": box, "slot": slot, "lock_owner": agent, "lock_token": token,
+            "lock_expires_at": epoch_now() + lease_seconds, "heartbeat_at": epoch_now()}
+
+
 _CLAIM = (update(Trial)
           .where(Trial.id == select(Trial.id).where(Trial.sweep_id == bindparam("b_sweep_id"),
                                                     Trial.status == _is(QUEUED))
                  .order_by(Trial.number).limit(1).with_for_update(skip_locked=True).scalar_subquery(),
                  Trial.status == _is(QUEUED),
                  select(Sweep.id).where(Sweep.id == bindparam("b_sweep_id"), Sweep.status == SWEEP_RUNNING).exists())
-          .values(attempts=Trial.attempts + 1, **_LOCK_VALUES)
+          .values(attempts=Trial.attempts + 1,
+                  **_lock_values(bindparam("b_box"), bindparam("b_slot"), bindparam("b_agent"), bindparam("b_token"),
+                                 bindparam("b_lease_seconds", type_=Float)))
           .returning(Trial.id, Trial.number, Trial.kind, Trial.params, Trial.seed, Trial.attempts,
                      Trial.lock_expires_at))
 _CLAIM_CAUTIOUS = _CLAIM.where(~select(Reservation.id).where(
@@ -452,9 +465,12 @@ _START = update(Trial).where(*_GUARD).values(status=RUNNING, started_at=epoch_no
 _BEAT = update(Trial).where(*_GUARD).values(lock_expires_at=epoch_now() + bindparam("b_lease_seconds", type_=Float),
                                             heartbeat_at=epoch_now())
 _BEAT_METRICS = _BEAT.values(metrics=bindparam("b_metrics"))
+# A success clears the failure of an earlier attempt: that history is in the events table.
 _FINISH = update(Trial).where(*_GUARD).values(
     status=SUCCEEDED, score=bindparam("b_score"), cost=bindparam("b_cost"), score_stderr=bindparam("b_stderr"),
-    truncated=bindparam("b_truncated"), metrics=bindparam("b_metrics"), finished_at=epoch_now(), lock_expires_at=None)
+    spent=Trial.spent + bindparam("b_spent", type_=Float), truncated=bindparam("b_truncated"),
+    metrics=bindparam("b_metrics"), finished_at=epoch_now(), lock_expires_at=None, failure_reason=None,
+    failure_category=None)
 
 
 def _guard(lease: Lease) -> dict[str, Any]:
@@ -469,6 +485,7 @@ class _Candidate:
     owner: str
     priority: int
     max_slots: int
+    max_total_cost: float
     has_queued: bool
 
 
@@ -523,12 +540,18 @@ def _claim(engine: Engine, conn: Connection, autocommit: bool, sweep: _Candidate
            lease_seconds: float, *, cautious: bool) -> Lease | _Full | None:
     """Claim a queued trial of `sweep`; `cautious` (a cached plan) also refuses any box reserved by
     a user other than the sweep's owner, leaving the exact slot check to a fresh plan."""
-    if sweep.max_slots:
-        if autocommit:  # the cap needs the sweep's lock held to the claim: a transaction
+    limited = sweep.max_slots or sweep.max_total_cost
+    if not (limited or sweep.has_queued):
+        return None
+    # What the lease needs of its sweep is read before the claim, never after it: on PostgreSQL the
+    # claim commits by itself, and a failed read after it would leave the trial leased to nobody.
+    constants = _sweep_constants(conn, sweep.id)
+    if limited:
+        if autocommit:  # the limits need the sweep's lock held to the claim: a transaction
             with engine.begin() as tx:
-                return _claim_under_cap(tx, sweep, holder, lease_seconds, cautious)
-        return _claim_under_cap(conn, sweep, holder, lease_seconds, cautious)
-    return _claim_queued(conn, sweep.id, holder, lease_seconds, cautious) if sweep.has_queued else None
+                return _claim_under_limits(tx, sweep, constants, holder, lease_seconds, cautious)
+        return _claim_under_limits(conn, sweep, constants, holder, lease_seconds, cautious)
+    return _claim_queued(conn, constants, holder, lease_seconds, cautious)
 
 
 def plan_sweeps(engine: Engine, holder: Holder, sweep_ids: Iterable[int] | None = None) -> list[int]:
@@ -545,8 +568,8 @@ def _plan(conn: Connection, holder: Holder, sweep_ids: list[int] | None) -> list
         rows = conn.execute(_PLAN_SOME, {"b_box": holder.box, "b_sweep_ids": sweep_ids}).all()
     if not rows:
         return []
-    sweeps = [_Candidate(*row[:5]) for row in rows]
-    reserved_by = slot_reserved_by(conn, holder.box, holder.slot) if rows[0][5] else None
+    sweeps = [_Candidate(*row[:6]) for row in rows]
+    reserved_by = slot_reserved_by(conn, holder.box, holder.slot) if rows[0][6] else None
     if reserved_by is not None:
         sweeps = [s for s in sweeps if s.owner == reserved_by]
     owners = {s.owner for s in sweeps}
@@ -589,60 +612,105 @@ def _statements(engine: Engine) -> Iterator[tuple[Connection, bool]]:
 
 
 class _Full:
-    """`_claim_under_cap`'s answer when the sweep already uses all its slots."""
+    """`_claim_under_limits`'s answer when the sweep uses all its slots or its cost budget cannot
+    cover one more trial."""
 
 
 _FULL = _Full()
 
 
-def _claim_under_cap(conn: Connection, sweep: _Candidate, holder: Holder, lease_seconds: float,
-                     cautious: bool = False) -> Lease | _Full | None:
-    """In a transaction: lock the capped sweep's row (held to commit), count its leased and running
-    trials, and claim a queued one only below the cap. None: under the cap, nothing queued."""
+def _claim_under_limits(conn: Connection, sweep: _Candidate, constants: _Constants, holder: Holder,
+                        lease_seconds: float, cautious: bool = False) -> Lease | _Full | None:
+    """In a transaction: lock the sweep's row (held to commit), then claim a queued trial only below
+    its slot cap and only if its cost budget covers one more trial. None: room, but nothing queued."""
     conn.execute(select(Sweep.id).where(Sweep.id == sweep.id).with_for_update())
-    active = conn.scalar(select(func.count()).where(Trial.sweep_id == sweep.id, Trial.status.in_(ACTIVE)))
-    if int(active or 0) >= sweep.max_slots:
+    spent, active = _spending(conn, sweep.id, costed=bool(sweep.max_total_cost))
+    if sweep.max_slots and active >= sweep.max_slots:
         return _FULL
-    return _claim_queued(conn, sweep.id, holder, lease_seconds, cautious) if sweep.has_queued else None
+    if sweep.max_total_cost and not _budget_covers(spent, active, sweep.max_total_cost, constants.cost_cap):
+        if not active:  # with nothing in flight no finish can make room: the sweep is done
+            _finish_sweep_if_done(conn, sweep.id, holder.agent)
+        return _FULL
+    return _claim_queued(conn, constants, holder, lease_seconds, cautious) if sweep.has_queued else None
 
 
-def _lock_values(holder: Holder, token: str, lease_seconds: float) -> dict[str, Any]:
-    return {"status": LEASED, "box": holder.box, "slot": holder.slot, "lock_owner": holder.agent,
-            "lock_token": token, "lock_expires_at": epoch_now() + lease_seconds, "heartbeat_at": epoch_now()}
-
-
-def _claim_queued(conn: Connection, sweep_id: int, holder: Holder, lease_seconds: float,
+def _claim_queued(conn: Connection, constants: _Constants, holder: Holder, lease_seconds: float,
                   cautious: bool = False) -> Lease | None:
     """Claim the sweep's lowest-numbered queued trial in one statement, skipping rows others hold."""
     token = uuid.uuid4().hex
-    params = {"b_sweep_id": sweep_id, "b_box": holder.box, "b_slot": holder.slot, "b_agent": holder.agent,
+    params = {"b_sweep_id": constants.id, "b_box": holder.box, "b_slot": holder.slot, "b_agent": holder.agent,
               "b_token": token, "b_lease_seconds": lease_seconds}
     row = conn.execute(_CLAIM_CAUTIOUS if cautious else _CLAIM, params).first()
     if row is None:
         return None
-    return _make_lease(conn, sweep_id, token, *row)
+    return _make_lease(constants, token, *row)
 
 
-def _make_lease(conn: Connection, sweep_id: int, token: str, trial_id: int, number: int, kind: str,
-                params: dict[str, Any], seed: int, attempts: int, expires_at: float) -> Lease:
-    name, spec, max_trials, max_total_cost = _sweep_constants(conn, sweep_id)
-    return Lease(trial_id=trial_id, token=token, sweep_id=sweep_id, sweep_name=name, number=number, kind=kind,
-                 params=dict(params), seed=seed, attempt=attempts, spec=spec, expires_at=float(expires_at),
-                 max_trials=max_trials, max_total_cost=max_total_cost)
+def _make_lease(sweep: _Constants, token: str, trial_id: int, number: int, kind: str, params: dict[str, Any],
+                seed: int, attempts: int, expires_at: float) -> Lease:
+    """A Lease from a claimed row and its sweep's constants: no database access."""
+    return Lease(trial_id=trial_id, token=token, sweep_id=sweep.id, sweep_name=sweep.name, number=number, kind=kind,
+                 params=dict(params), seed=seed, attempt=attempts, spec=sweep.spec, expires_at=float(expires_at),
+                 max_trials=sweep.max_trials, max_total_cost=sweep.max_total_cost)
 
 
-# A sweep's name, spec and budget never change after it is created: read them once per engine.
-_CONSTANTS: weakref.WeakKeyDictionary[Engine, dict[int, tuple[str, dict[str, Any], int, float]]]
-_CONSTANTS = weakref.WeakKeyDictionary()
+@dataclass(frozen=True)
+class _Constants:
+    """What never changes about a sweep after it is made: its name, spec and budget."""
+
+    id: int
+    name: str
+    spec: dict[str, Any]
+    max_trials: int
+    max_total_cost: float
+
+    @property
+    def cost_cap(self) -> float:
+        return cost_cap(self.spec)
+
+    @classmethod
+    def of(cls, row: Sweep) -> _Constants:
+        return cls(row.id, row.name, row.spec, int(row.max_trials), float(row.max_total_cost))
 
 
-def _sweep_constants(conn: Connection, sweep_id: int) -> tuple[str, dict[str, Any], int, float]:
+# Read once per engine and sweep.
+_CONSTANTS: weakref.WeakKeyDictionary[Engine, dict[int, _Constants]] = weakref.WeakKeyDictionary()
+
+
+def _sweep_constants(conn: Connection, sweep_id: int) -> _Constants:
     known = _CONSTANTS.setdefault(conn.engine, {})
     if sweep_id not in known:
         row = conn.execute(select(Sweep.name, Sweep.spec, Sweep.max_trials, Sweep.max_total_cost)
                            .where(Sweep.id == sweep_id)).one()
-        known[sweep_id] = (row[0], row[1], int(row[2]), float(row[3]))
+        known[sweep_id] = _Constants(sweep_id, row[0], row[1], int(row[2]), float(row[3]))
     return known[sweep_id]
+
+
+def cost_cap(spec: dict[str, Any]) -> float:
+    """One trial's worst-case cost from a stored spec: `SweepSettings.cost_cap`, the wall seconds
+    after which its worker stops training (max_suggestion_cost x cost_tolerance)."""
+    settings = spec["settings"]
+    known = {k: settings[k] for k in ("max_suggestion_cost", "cost_tolerance") if k in settings}
+    return SweepSettings(**known).cost_cap
+
+
+def _spending(conn: Connection | Session, sweep_id: int, *, costed: bool) -> tuple[float, int]:
+    """(cost spent by the sweep's attempts so far, its trials in flight); with `costed` False the
+    sum is skipped (0.0) and only the in-flight trials are counted, an index range."""
+    if not costed:
+        active = conn.scalar(select(func.count()).where(Trial.sweep_id == sweep_id, Trial.status.in_(ACTIVE)))
+        return 0.0, int(active or 0)
+    spent, active = conn.execute(
+        select(func.coalesce(func.sum(Trial.spent), 0.0),
+               func.coalesce(func.sum(case((Trial.status.in_(ACTIVE), 1), else_=0)), 0))
+        .where(Trial.sweep_id == sweep_id)).one()
+    return float(spent), int(active)
+
+
+def _budget_covers(spent: float, active: int, max_total_cost: float, cap: float) -> bool:
+    """Whether one more trial fits the cost budget even if it and every trial in flight run to the
+    cost cap: spent + in-flight caps never exceed max_total_cost."""
+    return spent + (active + 1) * cap <= max_total_cost * (1 + 1e-9)
 
 
 def _suggest_and_lease(engine: Engine, candidate: _Candidate, holder: Holder, propose: Propose,
@@ -654,10 +722,10 @@ def _suggest_and_lease(engine: Engine, candidate: _Candidate, holder: Holder, pr
         if not under_lock:
             with Session(engine) as session:
                 sweep = session.get(Sweep, candidate.id)
-                if sweep is None or sweep.status != SWEEP_RUNNING or _budget_spent(session, sweep):
+                if sweep is None or sweep.status != SWEEP_RUNNING or _budget_spent(session, sweep)[0]:
                     break  # the locked step below finishes a spent sweep
                 seen = _next_number(session, candidate.id)
-                info, past = _sweep_info(sweep), _history(session, candidate.id)
+                info, past = SweepInfo.of(sweep), _history(session, candidate.id)
             proposal = propose(info, past)  # no transaction open: SQLite's write lock is free meanwhile
             if proposal is None:
                 return None
@@ -667,7 +735,7 @@ def _suggest_and_lease(engine: Engine, candidate: _Candidate, holder: Holder, pr
                 return None
             number = _next_number(session, sweep.id)
             if under_lock:
-                proposal = propose(_sweep_info(sweep), _history(session, sweep.id))
+                proposal = propose(SweepInfo.of(sweep), _history(session, sweep.id))
                 if proposal is None:
                     return None
             elif number != seen:
@@ -683,8 +751,8 @@ def _may_add_trial(session: Session, sweep: Sweep, holder: Holder) -> bool:
     """Under the sweep's lock: running, budget left, under its slot cap, slot not reserved for another."""
     if sweep.status != SWEEP_RUNNING:
         return False
-    active = session.scalar(select(func.count()).where(Trial.sweep_id == sweep.id, Trial.status.in_(ACTIVE)))
-    if _budget_spent(session, sweep):
+    spent, active = _budget_spent(session, sweep)
+    if spent:
         if not active:
             _finish_sweep_if_done(session.connection(), sweep.id, holder.agent)
         return False
@@ -699,17 +767,13 @@ def _insert_leased(session: Session, sweep: Sweep, number: int, proposal: Propos
     token = uuid.uuid4().hex
     row = Trial(sweep_id=sweep.id, number=number, kind=proposal.kind, params=dict(proposal.params),
                 seed=trial_seed(sweep.seed, number), attempts=1, metrics={}, created_at=epoch_now(),
-                predicted_score=_finite(proposal.predicted_score), predicted_cost=_finite(proposal.predicted_cost),
-                **_lock_values(holder, token, lease_seconds))
+                predicted_score=finite(proposal.predicted_score), predicted_cost=finite(proposal.predicted_cost),
+                **_lock_values(holder.box, holder.slot, holder.agent, token, lease_seconds))
     session.add(row)
     session.flush()
     session.refresh(row, ["lock_expires_at"])
-    return _make_lease(session.connection(), sweep.id, token, row.id, row.number, row.kind, row.params, row.seed,
+    return _make_lease(_Constants.of(sweep), token, row.id, row.number, row.kind, row.params, row.seed,
                        row.attempts, row.lock_expires_at)
-
-
-def _finite(value: float | None) -> float | None:
-    return float(value) if value is not None and math.isfinite(value) else None
 
 
 # --- reservations as the lease sees them ------------------------------------------------------
@@ -728,7 +792,8 @@ def slot_owners(reservations: list[tuple[str, int | None]]) -> list[tuple[int, f
     return ranges
 
 
-def _reserved_by(ranges: list[tuple[int, float, str]], slot: int) -> str | None:
+def slot_owner(ranges: list[tuple[int, float, str]], slot: int) -> str | None:
+    """The user whose range (from `slot_owners`) covers `slot`, if any."""
     return next((user for first, count, user in ranges if first <= slot < first + count), None)
 
 
@@ -738,7 +803,7 @@ def slot_reserved_by(conn: Connection, box: str, slot: int) -> str | None:
                         .where(Reservation.box == box, Reservation.until > epoch_now(),
                                Reservation.starts_at <= epoch_now())
                         .order_by(Reservation.id)).all()
-    return _reserved_by(slot_owners([(user, slots) for user, slots in rows]), slot) if rows else None
+    return slot_owner(slot_owners([(user, slots) for user, slots in rows]), slot) if rows else None
 
 
 # --- a leased trial's transitions -------------------------------------------------------------
@@ -768,8 +833,8 @@ def finish_trial(engine: Engine, lease: Lease, score: float, cost: float, *, sco
     """running -> succeeded with its result. False: the lease was lost and the result dropped."""
     with _statements(engine) as (conn, autocommit):
         done = conn.execute(_FINISH, {**_guard(lease), "b_score": score, "b_cost": cost,
-                                      "b_stderr": _finite(score_stderr), "b_truncated": truncated,
-                                      "b_metrics": metrics or {}}).rowcount == 1
+                                      "b_spent": finite(cost) or 0.0, "b_stderr": finite(score_stderr),
+                                      "b_truncated": truncated, "b_metrics": metrics or {}}).rowcount == 1
         if not done or not (lease.max_trials or lease.max_total_cost):
             return done  # a sweep without a budget never finishes by itself
         if not autocommit:
@@ -794,7 +859,7 @@ def fail_trial(engine: Engine, lease: Lease, reason: str, category: str, *, cost
                                                  Trial.status.in_(ACTIVE)).with_for_update())
         if row is None:
             return None
-        now, actor = _now(session), row.lock_owner or "agent"
+        now, actor = clock(session), row.lock_owner or "agent"
         status = _fail_row(session, row, reason, category, now, actor, cost=cost, metrics=metrics)
         if category == SETUP:
             _pause(session, row.sweep_id, f"trial {row.number}: {reason}", now, actor)
@@ -809,7 +874,7 @@ def _pause(session: Session, sweep_id: int, reason: str, now: float, actor: str)
     sweep = _lock_sweep(session, sweep_id)
     if sweep.status == SWEEP_RUNNING:
         sweep.status, sweep.status_reason = SWEEP_PAUSED, reason
-        _event(session, now, actor, "sweep_paused", reason, sweep_id=sweep.id)
+        record_event(session, now, actor, "sweep_paused", reason, sweep_id=sweep.id)
 
 
 def _pause_if_setup_broken(session: Session, sweep_id: int, now: float, actor: str) -> None:
@@ -832,8 +897,10 @@ def _pause_if_setup_broken(session: Session, sweep_id: int, now: float, actor: s
 def _fail_row(session: Session, row: Trial, reason: str, category: str, now: float, actor: str, *,
               cost: float | None = None, metrics: dict[str, Any] | None = None) -> str:
     retry = category == INFRA and row.attempts < MAX_ATTEMPTS
+    box = row.box  # the event names the box the attempt ran on; a re-queue clears it from the row
     row.failure_reason, row.failure_category = reason, category
     row.lock_token, row.lock_expires_at = None, None
+    row.spent = (row.spent or 0.0) + (finite(cost) or 0.0)  # a re-queued attempt spent budget too
     if metrics is not None:
         row.metrics = metrics
     if retry:
@@ -841,13 +908,15 @@ def _fail_row(session: Session, row: Trial, reason: str, category: str, now: flo
     else:
         row.status = ABANDONED if category == INFRA else FAILED
         row.cost, row.finished_at = cost, now
-    _event(session, now, actor, "trial_requeued" if retry else f"trial_{row.status}", reason,
-           box=row.box, sweep_id=row.sweep_id, trial_id=row.id)
+    record_event(session, now, actor, "trial_requeued" if retry else f"trial_{row.status}", reason,
+                 box=box, sweep_id=row.sweep_id, trial_id=row.id)
     return row.status
 
 
 def _finish_sweep_if_done(conn: Connection, sweep_id: int, actor: str) -> None:
-    """Mark the sweep finished when its budget is spent and no trial is open.
+    """Mark the sweep finished when its budget is spent and no trial is in flight: max_trials made
+    and none of them left queued, or max_total_cost unable to cover one more trial at its cost cap
+    (trials still queued then never start).
 
     A cheap unlocked look first (the trial count is the highest number: numbers are dense), so
     that finishing a trial locks the sweep's row only when its budget may be spent.
@@ -861,39 +930,52 @@ def _finish_sweep_if_done(conn: Connection, sweep_id: int, actor: str) -> None:
     status = conn.scalar(select(Sweep.status).where(Sweep.id == sweep_id).with_for_update())
     if status != SWEEP_RUNNING:
         return
-    if conn.scalar(select(Trial.id).where(Trial.sweep_id == sweep_id, Trial.status.in_(OPEN)).limit(1)):
+    if conn.scalar(select(Trial.id).where(Trial.sweep_id == sweep_id, Trial.status.in_(ACTIVE)).limit(1)):
         return
-    spent = conn.scalar(select(func.coalesce(func.sum(Trial.cost), 0.0)).where(Trial.sweep_id == sweep_id))
-    if (max_trials and made >= max_trials) or (max_total_cost and float(spent) >= max_total_cost):
-        now = float(conn.scalar(select(epoch_now())))
+    done = bool(max_trials and made >= max_trials) and not conn.scalar(
+        select(Trial.id).where(Trial.sweep_id == sweep_id, Trial.status == QUEUED).limit(1))
+    if not done and max_total_cost:
+        spent, _ = _spending(conn, sweep_id, costed=True)
+        done = not _budget_covers(spent, 0, max_total_cost, _sweep_constants(conn, sweep_id).cost_cap)
+    if done:
+        now = clock(conn)
         conn.execute(update(Sweep).where(Sweep.id == sweep_id).values(status=SWEEP_FINISHED, finished_at=now))
         conn.execute(Event.__table__.insert().values(at=now, actor=actor, kind="sweep_finished",
                                                      detail="budget spent", sweep_id=sweep_id))
 
 
-def _budget_spent(session: Session, sweep: Sweep) -> bool:
-    """No new trial may start: max_trials made, or max_total_cost spent."""
+def _budget_spent(session: Session, sweep: Sweep) -> tuple[bool, int]:
+    """Whether no new trial may start (max_trials made, or max_total_cost cannot cover one more at
+    its cost cap on top of what was spent and every trial in flight at its cap), and how many
+    trials are in flight."""
+    spent, active = _spending(session, sweep.id, costed=bool(sweep.max_total_cost))
     if sweep.max_trials and _next_number(session, sweep.id) > sweep.max_trials:
-        return True
-    if not sweep.max_total_cost:
-        return False
-    spent = session.scalar(select(func.coalesce(func.sum(Trial.cost), 0.0)).where(Trial.sweep_id == sweep.id))
-    return float(spent) >= sweep.max_total_cost
+        return True, active
+    if sweep.max_total_cost and not _budget_covers(spent, active, sweep.max_total_cost, cost_cap(sweep.spec)):
+        return True, active
+    return False, active
 
 
 def reap_expired(engine: Engine, actor: str) -> list[int]:
     """Take back leases whose holder stopped heartbeating: re-queue once, then abandon."""
     with Session(engine) as session, session.begin():
-        now = _now(session)
+        now = clock(session)
         rows = session.scalars(select(Trial).where(Trial.status.in_(_HELD), Trial.lock_expires_at < now)
                                .with_for_update(skip_locked=True)).all()
         for row in rows:
             _fail_row(session, row, f"lease expired (holder {row.lock_owner} on {row.box} stopped heartbeating)",
-                      INFRA, now, actor)
+                      INFRA, now, actor, cost=_known_cost(row))
         session.flush()
         for sweep_id in {r.sweep_id for r in rows}:
             _finish_sweep_if_done(session.connection(), sweep_id, actor)
         return [r.id for r in rows]
+
+
+def _known_cost(row: Trial) -> float:
+    """What a reaped attempt is known to have spent: from its start to its holder's last heartbeat."""
+    if row.started_at is None or row.heartbeat_at is None:
+        return 0.0
+    return max(0.0, row.heartbeat_at - row.started_at)
 
 
 @dataclass(frozen=True)
@@ -910,32 +992,41 @@ def retry_sweep(engine: Engine, ref: str | int, actor: str, *, failed: bool = Fa
     and set the sweep running again if it was paused or finished."""
     statuses = (ABANDONED, FAILED) if failed else (ABANDONED,)
     with Session(engine) as session, session.begin():
-        sweep = _find_sweep(session, ref)
+        sweep = find_sweep_row(session, ref)
         sweep = _lock_sweep(session, sweep.id)
-        now = _now(session)
+        now = clock(session)
         rows = session.scalars(select(Trial).where(Trial.sweep_id == sweep.id, Trial.status.in_(statuses))
                                .order_by(Trial.number).with_for_update()).all()
         for row in rows:
+            # A fresh attempt: its last result and failure go (the events keep them); `spent` stays,
+            # the budget has paid for those attempts.
             row.status, row.attempts, row.cost, row.score, row.finished_at, row.started_at = (
                 QUEUED, 0, None, None, None, None)
+            row.score_stderr, row.truncated, row.failure_reason, row.failure_category = None, False, None, None
             row.box, row.slot, row.lock_owner = None, None, None
         resumed = sweep.status in (SWEEP_PAUSED, SWEEP_FINISHED) or (sweep.status == SWEEP_STOPPED and bool(rows))
         if resumed:
             sweep.status, sweep.status_reason, sweep.finished_at = SWEEP_RUNNING, None, None
         numbers = tuple(r.number for r in rows)
-        _event(session, now, actor, "sweep_retried",
-               f"re-queued {len(rows)} trial(s)" + (f" {list(numbers)}" if numbers else "")
-               + ("; resumed" if resumed else ""), sweep_id=sweep.id)
+        record_event(session, now, actor, "sweep_retried",
+                     f"re-queued {len(rows)} trial(s)" + (f" {list(numbers)}" if numbers else "")
+                     + ("; resumed" if resumed else ""), sweep_id=sweep.id)
         session.flush()
-        return Retried(sweep=_sweep_info(sweep), requeued=numbers, resumed=resumed)
+        return Retried(sweep=SweepInfo.of(sweep), requeued=numbers, resumed=resumed)
 
 
 # --- boxes and events -------------------------------------------------------------------------
 
 def register_box(engine: Engine, name: str, slots: int, device: str, owner: str, agent: str) -> None:
-    """Create or update this box's row; the agent that calls it becomes the box's agent."""
+    """Create or update this box's row; the agent that calls it becomes the box's agent.
+
+    Names too long for their columns are refused here, once, with one line: on PostgreSQL they would
+    fail every later claim, which an agent cannot tell from a database outage."""
+    check_length(Box.name, name, "the box name (--box)")
+    check_length(Trial.lock_owner, agent, "the agent id (the box name, pid and a tag: use a shorter --box)")
+    check_length(Box.owner, owner, "the user name")
     with Session(engine) as session, session.begin():
-        now = _now(session)
+        now = clock(session)
         row = session.scalar(select(Box).where(Box.name == name).with_for_update())
         if row is None:
             session.add(Box(name=name, slots=slots, device=device, owner=owner, agent=agent, last_seen=now,
@@ -943,7 +1034,7 @@ def register_box(engine: Engine, name: str, slots: int, device: str, owner: str,
         else:
             row.slots, row.device, row.owner, row.agent, row.last_seen, row.state = (
                 slots, device, owner, agent, now, "online")
-        _event(session, now, owner, "agent_started", f"{agent}: {slots} {device} slots", box=name)
+        record_event(session, now, owner, "agent_started", f"{agent}: {slots} {device} slots", box=name)
 
 
 def heartbeat_box(engine: Engine, name: str, agent: str, state: str = "online") -> None:
@@ -956,14 +1047,6 @@ def heartbeat_box(engine: Engine, name: str, agent: str, state: str = "online") 
 def agent_alive(engine: Engine, box: str, within: float) -> str | None:
     """The agent id that heartbeated `box` in the last `within` seconds, if any."""
     with Session(engine) as session:
-        now = _now(session)
+        now = clock(session)
         row = session.scalar(select(Box).where(Box.name == box, Box.state == "online"))
         return row.agent if row is not None and now - row.last_seen <= within else None
-
-
-def list_events(engine: Engine, limit: int = 50) -> list[Event]:
-    """The newest events of the audit log, newest first (detached rows)."""
-    with Session(engine, expire_on_commit=False) as session:
-        rows = session.scalars(select(Event).order_by(Event.id.desc()).limit(limit)).all()
-        session.expunge_all()
-        return list(rows)

@@ -10,7 +10,6 @@ Learning curves (trial.metrics) are the bulk of the data, so list queries leave 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -27,8 +26,9 @@ from sweepd.store.models import (
     SUCCEEDED,
     Sweep,
     Trial,
+    finite,
 )
-from sweepd.store.queue import NotFound, SweepInfo, TrialInfo, _find_sweep, _sweep_info, _trial_info
+from sweepd.store.queue import NotFound, SweepInfo, TrialInfo, find_sweep_row
 
 _LIGHT_COLUMNS = [f.name for f in fields(TrialInfo) if f.name != "metrics"]
 
@@ -51,7 +51,7 @@ class SweepSummary:
     running: int         # leased + running
     queued: int
     best_score: float | None
-    cost_spent: float
+    cost_spent: float    # every attempt's cost added up (trials.spent), re-runs included
     created_at: float
     finished_at: float | None
 
@@ -61,10 +61,10 @@ def sweep_summaries(engine: Engine, refs: Iterable[str | int] | None = None) -> 
     with Session(engine) as session:
         query = select(Sweep).order_by(Sweep.id.desc())
         if refs is not None:
-            query = query.where(Sweep.id.in_([_find_sweep(session, ref).id for ref in refs]))
+            query = query.where(Sweep.id.in_([find_sweep_row(session, ref).id for ref in refs]))
         sweeps = session.scalars(query).all()
         stats = session.execute(
-            select(Trial.sweep_id, Trial.status, func.count(), func.coalesce(func.sum(Trial.cost), 0.0),
+            select(Trial.sweep_id, Trial.status, func.count(), func.coalesce(func.sum(Trial.spent), 0.0),
                    func.max(Trial.score), func.min(Trial.score))
             .where(Trial.sweep_id.in_([s.id for s in sweeps]))
             .group_by(Trial.sweep_id, Trial.status)).all()
@@ -86,14 +86,14 @@ def _summary(sweep: Sweep, stats: dict[str, tuple[int, float, float | None, floa
         id=sweep.id, name=sweep.name, env=sweep.env, owner=sweep.owner, status=sweep.status,
         reason=sweep.status_reason, searcher=sweep.searcher, trials=sum(s[0] for s in stats.values()),
         max_trials=sweep.max_trials, succeeded=count(SUCCEEDED), failed=count(FAILED, ABANDONED),
-        running=count(LEASED, RUNNING), queued=count(QUEUED), best_score=_finite(best),
+        running=count(LEASED, RUNNING), queued=count(QUEUED), best_score=finite(best),
         cost_spent=sum(s[1] for s in stats.values()), created_at=sweep.created_at, finished_at=sweep.finished_at)
 
 
 def find_sweep(engine: Engine, ref: str | int) -> SweepInfo:
     """A sweep by name or id (NotFound names recent sweeps)."""
     with Session(engine) as session:
-        return _sweep_info(_find_sweep(session, ref))
+        return SweepInfo.of(find_sweep_row(session, ref))
 
 
 def trial_table(engine: Engine, sweep_id: int) -> list[TrialInfo]:
@@ -113,7 +113,7 @@ def get_trial(engine: Engine, sweep_id: int, number: int) -> TrialInfo:
         row = session.scalar(select(Trial).where(Trial.sweep_id == sweep_id, Trial.number == number))
         if row is None:
             raise NotFound(f"sweep {sweep_id} has no trial {number}")
-        return _trial_info(row)
+        return TrialInfo.of(row)
 
 
 def trials_by_id(engine: Engine, trial_ids: Iterable[int]) -> list[TrialInfo]:
@@ -122,7 +122,7 @@ def trials_by_id(engine: Engine, trial_ids: Iterable[int]) -> list[TrialInfo]:
     if not ids:
         return []
     with Session(engine) as session:
-        return [_trial_info(r) for r in session.scalars(select(Trial).where(Trial.id.in_(ids)).order_by(Trial.id))]
+        return [TrialInfo.of(r) for r in session.scalars(select(Trial).where(Trial.id.in_(ids)).order_by(Trial.id))]
 
 
 def sweep_version(engine: Engine, sweep_id: int) -> list[Any]:
@@ -136,7 +136,3 @@ def sweep_version(engine: Engine, sweep_id: int) -> list[Any]:
                               .where(Trial.sweep_id == sweep_id)).one()
         status = session.scalar(select(Sweep.status).where(Sweep.id == sweep_id))
     return [status, *row]
-
-
-def _finite(value: float | None) -> float | None:
-    return float(value) if value is not None and math.isfinite(value) else None

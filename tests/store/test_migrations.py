@@ -50,6 +50,7 @@ def test_upgrading_a_first_revision_database_keeps_its_rows(db_url):
     assert db.current_revision(store) == db.head_revision()
     (trial,) = queue.list_trials(store, 1)
     assert (trial.params, trial.score, trial.status) == ({"x": 1}, 2.5, "succeeded")
+    assert trial.spent == 3.0  # 0003: what a trial spent starts from its recorded cost
     assert queue.get_sweep(store, "old-1").owner == "alice"
     assert inspect(store).has_table("reservations")
 

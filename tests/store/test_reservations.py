@@ -31,7 +31,7 @@ def lease_on(engine, slot: int) -> queue.Lease | None:
 def test_slot_owners_follow_reservation_order():
     assert queue.slot_owners([("alice", 2), ("bob", 1)]) == [(0, 2, "alice"), (2, 1, "bob")]
     ranges = queue.slot_owners([("alice", None), ("bob", 1)])
-    assert queue._reserved_by(ranges, 3) == "alice" and len(ranges) == 1
+    assert queue.slot_owner(ranges, 3) == "alice" and len(ranges) == 1
 
 
 def test_a_reserved_box_runs_only_its_holders_trials(engine):

@@ -6,8 +6,9 @@ import math
 import time
 
 import pytest
+from sqlalchemy import event
 
-from sweepd.store import db, queue
+from sweepd.store import boxes, db, queue
 
 SPEC = {"name": "toy", "env": "snake", "source": "test",
         "settings": {"searcher": "random", "seed": 3, "max_suggestion_cost": 10.0, "max_trials": 3,
@@ -134,3 +135,59 @@ def test_sweep_names_are_unique_and_numbered(engine):
     assert queue.create_sweep(engine, SPEC, owner="tester").name == "toy-2"
     with pytest.raises(ValueError, match="exists already"):
         queue.create_sweep(engine, SPEC, owner="tester", name="toy-1")
+
+
+def test_success_after_an_infra_requeue_clears_the_failure_and_the_event_names_the_box(engine):
+    sweep = queue.create_sweep(engine, SPEC, owner="tester")
+    lease = queue.lease_trial(engine, holder(), counting_proposer)
+    assert queue.fail_trial(engine, lease, "lease expired", "infra") == "queued"
+    queued = queue.list_trials(engine, sweep.id)[0]
+    assert (queued.failure_reason, queued.failure_category) == ("lease expired", "infra")  # why it waits again
+    assert queue.finish_trial(engine, queue.lease_trial(engine, holder(), counting_proposer), 1.0, 2.0)
+    trial = queue.list_trials(engine, sweep.id)[0]
+    assert (trial.status, trial.failure_reason, trial.failure_category) == ("succeeded", None, None)
+    # The history stays in the audit log, with the box the failed attempt ran on.
+    (requeued,) = boxes.events(engine, sweep_id=sweep.id, kind="trial_requeued")
+    assert (requeued.box, requeued.detail, requeued.trial_id) == ("box-1", "lease expired", lease.trial_id)
+
+
+def test_retry_clears_the_last_failure(engine):
+    sweep = queue.create_sweep(engine, SPEC, owner="tester")
+    lease = queue.lease_trial(engine, holder(), counting_proposer)
+    queue.fail_trial(engine, lease, "NaN loss", "hyperparameter", cost=3.0)
+    queue.retry_sweep(engine, sweep.id, "tester", failed=True)
+    trial = queue.list_trials(engine, sweep.id)[0]
+    assert (trial.status, trial.failure_reason, trial.failure_category) == ("queued", None, None)
+    assert [e.detail for e in boxes.events(engine, sweep_id=sweep.id, kind="trial_failed")] == ["NaN loss"]
+
+
+def test_a_claim_is_the_last_statement_of_its_lease(db_url):
+    """Everything the lease needs is read before the claim: on PostgreSQL the claim commits by
+    itself, so a statement after it that failed would leave the trial leased to nobody."""
+    engine = db.open_store(db_url)
+    sweep = queue.create_sweep(engine, SPEC, owner="tester")
+    queue.enqueue_trial(engine, sweep.id, {"x": 1})
+    fresh = db.make_engine(db_url)  # no cached plan or sweep constants
+    statements: list[str] = []
+    event.listen(fresh, "before_cursor_execute", lambda *args: statements.append(args[2].lstrip().split()[0]))
+    lease = queue.lease_trial(fresh, holder(), counting_proposer)
+    assert lease is not None and lease.sweep_name == sweep.name and lease.spec == SPEC
+    claim = statements.index("UPDATE")
+    assert statements[claim + 1:] in ([], ["COMMIT"]), statements
+
+
+def test_names_longer_than_their_columns_are_refused_in_one_line(engine):
+    with pytest.raises(ValueError, match=r"the sweep name \(--name\) is 201 characters long; at most 200"):
+        queue.create_sweep(engine, SPEC, owner="tester", name="n" * 201)
+    with pytest.raises(ValueError, match=r"the box name \(--box\) is 201 characters long; at most 200"):
+        queue.register_box(engine, "b" * 201, 1, "cpu", "tester", "agent-a")
+    with pytest.raises(ValueError, match=r"the agent id .* is 215 characters long; at most 200"):
+        queue.register_box(engine, "b" * 200, 1, "cpu", "tester", "b" * 200 + ":12345:abcdef01")
+    assert queue.list_sweeps(engine) == [] and boxes.box_status(engine) == []
+    # At the limits everything works, PostgreSQL included: an agent id is also the actor of its events.
+    box, agent = "b" * 180, "b" * 180 + ":12345:abcdef01"
+    queue.register_box(engine, box, 1, "cpu", "tester", agent)
+    sweep = queue.create_sweep(engine, SPEC, owner="tester", name="n" * 200)
+    lease = queue.lease_trial(engine, queue.Holder(agent=agent, box=box, slot=0, user="tester"), counting_proposer)
+    assert queue.fail_trial(engine, lease, "agent shutdown", "infra") == "queued"
+    assert [e.actor for e in boxes.events(engine, sweep_id=sweep.id, kind="trial_requeued")] == [agent]
