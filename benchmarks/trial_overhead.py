@@ -9,10 +9,12 @@ and finish times in the database.
     python benchmarks/trial_overhead.py --sweep snake --trials 2
 
 Columns (medians over trials):
-  lease->start      lease taken -> worker says training starts (process spawn, imports, env build)
-  start->step1      training starts -> first progress report (first rollout/update)
-  last->result      last progress report -> result event (evaluation, checkpoint)
+  lease->start      lease taken -> the first training step starts (spawn, imports, env build)
+  start->report1    first training step -> first progress report (bounded below by the worker's
+                    progress cadence, cost_cap / 20 for PufferLib trials: not overhead)
+  last->result      last progress report -> result event (training tail, evaluation, checkpoint)
   result->recorded  result event -> result committed to the database (the agent's own share)
+The agent's overhead per trial is lease->start plus result->recorded.
 """
 
 from __future__ import annotations
@@ -72,14 +74,14 @@ def main() -> None:
         engine = db.make_engine(env["SWEEPD_DB"], read_only=True)
         trials = queue.list_trials(engine, queue.get_sweep(engine, "overhead").id)
 
-    rows = {"lease->start": [], "start->step1": [], "last->result": [], "result->recorded": []}
+    rows = {"lease->start": [], "start->report1": [], "last->result": [], "result->recorded": []}
     for t in trials:
         line = t.metrics.get("timeline", {})
         if t.status != "succeeded" or not {"started", "first_progress", "last_progress", "result"} <= line.keys():
             print(f"trial {t.number}: {t.status}, no full timeline", file=sys.stderr)
             continue
         rows["lease->start"].append(line["started"] - t.created_at)
-        rows["start->step1"].append(line["first_progress"] - line["started"])
+        rows["start->report1"].append(line["first_progress"] - line["started"])
         rows["last->result"].append(line["result"] - line["last_progress"])
         rows["result->recorded"].append(t.finished_at - line["result"])
     print(f"{'phase':18s} {'median_s':>9s} {'min_s':>7s} {'max_s':>7s}   ({len(rows['lease->start'])} trials)")
