@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -30,18 +31,24 @@ from typing import Any, Protocol
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
+from sweepd.lifeline import die_with_parent
 from sweepd.search import Observation, create_searcher
 from sweepd.spec import SweepSpec
 from sweepd.store import queue
 from sweepd.store.db import data_dir
-from sweepd.store.models import HYPERPARAMETER, INFRA, SETUP, SWEEP_RUNNING
+from sweepd.store.models import HYPERPARAMETER, INFRA, SETUP, SWEEP_PAUSED, SWEEP_RUNNING
 
 LOG_TAIL_LINES = 20
 CURVE_POINTS = 400           # learning-curve points kept per trial (older ones thinned)
 KILL_AFTER_CAP = 1.5         # a worker still alive at cost_cap * this (+ startup slack) is killed
 STARTUP_SLACK_S = 60.0       # interpreter, torch and env start-up are not the trial's fault
 TERM_GRACE_S = 10.0          # SIGTERM -> SIGKILL
+EXIT_GRACE_S = 10.0          # a worker that reported its result or failure has this long to exit
+KILL_WAIT_S = 5.0            # after SIGKILL, how long an exiting agent waits for its workers to go
+IDLE_POLL_S = 2.0            # a slot that found no work asks again after this long
+SPAWN_RETRY_S = 10.0         # after this box failed to start a worker, lease nothing for this long
 OUTAGE_RETRY_S = 0.25        # first retry after a database error; doubles up to the heartbeat interval
+WORKER_COMMAND = (sys.executable, "-m", "sweepd.worker")
 
 
 def current_user() -> str:
@@ -51,16 +58,37 @@ def current_user() -> str:
     return os.environ.get("SWEEPD_USER") or getpass.getuser()
 
 
-def detect_gpus() -> int:
-    """Visible NVIDIA GPUs, without importing torch (the agent stays light)."""
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES entries (indices or UUIDs), without
+    importing torch (the agent stays light). Slot i of a cuda agent runs on entry i: an agent
+    started with CUDA_VISIBLE_DEVICES=4,5 runs its trials on GPUs 4 and 5, not 0 and 1."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
-        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+        ids = []
+        for entry in (e.strip() for e in visible.split(",")):
+            if not entry or entry.startswith("-"):
+                break  # CUDA ignores an invalid entry and every entry after it ("-1": no GPU)
+            ids.append(entry)
+        return ids
     try:
         out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
-        return 0
-    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+        return []
+    return [str(i) for i in range(sum(1 for line in out.stdout.splitlines() if line.startswith("GPU ")))]
+
+
+def detect_gpus() -> int:
+    """How many GPUs this process may use (`visible_gpus`)."""
+    return len(visible_gpus())
+
+
+class ProposalFailed(Exception):
+    """The sweep's searcher (or its stored spec) raised while proposing a trial: that sweep is
+    broken, not the agent, which pauses it and keeps serving the others."""
+
+    def __init__(self, sweep: queue.SweepInfo, error: Exception) -> None:
+        self.sweep, self.error = sweep, error
+        super().__init__(f"sweep {sweep.name}: {type(error).__name__}: {error}")
 
 
 def propose_next(sweep: queue.SweepInfo, history: queue.History) -> queue.Proposal:
@@ -89,6 +117,62 @@ def propose_next(sweep: queue.SweepInfo, history: queue.History) -> queue.Propos
                           predicted_cost=suggestion.predicted_cost)
 
 
+def parse_event(line: bytes) -> dict[str, Any] | None:
+    """One line from a worker's report pipe as a protocol event the agent can trust, or None.
+
+    Workers are user code at one remove (a command trainer, a PufferLib env): a line that is not
+    a JSON object with a known `event` is ignored; numbers that are missing, not numbers or not
+    finite become None (PostgreSQL's JSON has no NaN: one would fail every heartbeat); a failure
+    category other than setup or hyperparameter becomes hyperparameter; a result without a finite
+    score becomes a failure saying so. Everything else is kept, made JSON-safe.
+    """
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return None  # a stray write to the report pipe is no reason to fail the trial
+    if not isinstance(message, dict) or message.get("event") not in ("started", "progress", "result", "failed"):
+        return None
+    event: dict[str, Any] = {str(key): _json_safe(value) for key, value in message.items()}
+    kind = event["event"]
+    if kind == "progress":
+        event.update(step=_number(event.get("step")), score=_number(event.get("score")),
+                     elapsed=_number(event.get("elapsed")))
+    elif kind == "result":
+        score = message.get("score")
+        if _number(score) is None:
+            # NaN or inf is what the config trained to (a diverged run); anything else is a broken worker.
+            diverged = isinstance(score, float) and not math.isfinite(score)
+            return {"event": "failed", "category": HYPERPARAMETER if diverged else SETUP,
+                    "reason": f"worker reported a result without a finite score (score: {score!r})"}
+        cost = _number(event.get("cost"))
+        event.update(score=float(score), score_stderr=_number(event.get("score_stderr")),
+                     cost=cost if cost is not None and cost >= 0 else None, truncated=event.get("truncated") is True)
+    elif kind == "failed":
+        reason = event.get("reason")
+        event["reason"] = reason if isinstance(reason, str) and reason.strip() else "worker reported a failure"
+        if event.get("category") not in (SETUP, HYPERPARAMETER):
+            event["category"] = HYPERPARAMETER
+    return event
+
+
+def _number(value: Any) -> float | None:
+    """A finite int or float as float; None for anything else (bool, str, null, NaN, inf)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _json_safe(value: Any) -> Any:
+    """`value` with every non-finite float replaced by None, at any depth."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 @dataclass
 class Worker:
     """One trial's subprocess as the agent tracks it."""
@@ -108,6 +192,10 @@ class Worker:
     last_progress: dict[str, Any] = field(default_factory=dict)
     stop_reason: str | None = None     # why the agent is stopping it (shutdown, lease lost, ...)
     term_sent_at: float | None = None
+    ended_at: float | None = None      # when it reported its result or failure: it only has to exit now
+    timed_out: bool = False            # killed at `kill_at` without having reported an end
+    timed_out_after: float = 0.0       # seconds from spawn to that kill
+    exit_overdue: bool = False         # killed for not exiting within EXIT_GRACE_S of reporting its end
     eof: bool = False
     # Wall-clock times (epoch s) of spawn, training start, first and last progress, and result:
     # where a trial's time went besides training (benchmarks/trial_overhead.py reads them).
@@ -116,6 +204,10 @@ class Worker:
     def metrics(self) -> dict[str, Any]:
         return {"curve": self.curve, "progress": self.last_progress, "log": str(self.log_path),
                 "timeline": self.timeline}
+
+    @property
+    def label(self) -> str:
+        return f"{self.lease.sweep_name}#{self.lease.number}"
 
 
 class TrialTracker(Protocol):
@@ -134,7 +226,8 @@ class Agent:
 
     engine: Engine
     slots: int
-    device: str = "cpu"                     # "cuda": slot i runs with CUDA_VISIBLE_DEVICES=i
+    device: str = "cpu"                     # "cuda": slot i runs with CUDA_VISIBLE_DEVICES=gpus[i]
+    gpus: list[str] | None = None           # CUDA device ids by slot (default: `visible_gpus()`)
     box: str = field(default_factory=socket.gethostname)
     user: str = field(default_factory=current_user)
     lease_seconds: float = 60.0
@@ -147,8 +240,17 @@ class Agent:
     on_tick: Callable[[Agent], None] | None = None
     tracker: TrialTracker | None = None     # wandb runs, written off the loop (sweepd/tracking.py)
     log: Callable[[str], None] = field(default=lambda message: print(message, file=sys.stderr, flush=True))
+    worker_command: tuple[str, ...] = WORKER_COMMAND  # reads the trial on stdin (sweepd/worker.py)
 
     def __post_init__(self) -> None:
+        if self.slots < 1:
+            raise ValueError(f"an agent needs at least one slot, got {self.slots}")
+        if not (self.lease_seconds > 0 and math.isfinite(self.lease_seconds)):
+            raise ValueError(f"lease expiry must be a positive number of seconds, got {self.lease_seconds}")
+        if self.device == "cuda":
+            self.gpus = list(self.gpus) if self.gpus is not None else visible_gpus()
+            if len(self.gpus) < self.slots:
+                raise ValueError(f"{self.slots} cuda slot(s) but {len(self.gpus)} visible GPU(s): {self.gpus}")
         if self.heartbeat_seconds > self.lease_seconds / 3:
             raise ValueError(f"heartbeat interval {self.heartbeat_seconds} s must be <= lease expiry / 3 "
                              f"({self.lease_seconds / 3:.1f} s): one missed beat must not lose a lease")
@@ -159,8 +261,9 @@ class Agent:
         self.stop_deadline = math.inf
         self.selector = selectors.DefaultSelector()
         self._next_beat = 0.0
-        self._next_lease = 0.0
-        self._idle_since_lease = False
+        self._next_lease = 0.0         # no leasing before this (database outage, worker start failure)
+        self._poll_at: dict[int, float] = {}  # slot -> when a slot that found no work asks again
+        self._empty: set[int] = set()  # slots whose last ask found no work
         self._backoff = 0.0            # current retry delay while the database is unreachable
         self._reap_after = 0.0         # monotonic time before which this agent does not reap
 
@@ -214,72 +317,140 @@ class Agent:
                 self._database_down(exc)
                 return False  # an outage is no reason to stop: ask again next round
             return status != SWEEP_RUNNING
-        return self.exit_when_idle and self._idle_since_lease
+        # Idle only when every slot asked and found nothing: one reserved or filtered slot is not the box.
+        return self.exit_when_idle and len(self._empty) == self.slots
 
     # --- leasing and spawning -----------------------------------------------------------------
 
     def _lease_free_slots(self) -> None:
+        """Ask for work for every free slot. Slots differ (a reservation holds some for one user),
+        so a slot that finds nothing only delays its own next ask, never the other slots'."""
         now = time.monotonic()
         if now < self._next_lease:
             return
-        free = [slot for slot in range(self.slots) if slot not in self.workers]
-        for slot in free:
+        for slot in range(self.slots):
+            if slot in self.workers or now < self._poll_at.get(slot, 0.0):
+                continue
             holder = queue.Holder(agent=self.id, box=self.box, slot=slot, user=self.user)
             try:
-                lease = queue.lease_trial(self.engine, holder, propose_next, self.lease_seconds, self.sweep_ids)
+                lease = queue.lease_trial(self.engine, holder, self._propose, self.lease_seconds, self.sweep_ids)
             except DBAPIError as exc:
                 self._database_down(exc)
                 self._next_lease = now + self._backoff
                 return
+            except ProposalFailed as failed:
+                self._empty.discard(slot)  # the sweep is paused now: this slot asks again next round
+                self._pause_broken_sweep(failed)
+                continue
             if lease is None:
-                # Nothing to do now: poll again shortly rather than hammer the write lock.
-                self._idle_since_lease = True
-                self._next_lease = now + 2.0
+                # Nothing for this slot now: ask again shortly rather than hammer the write lock.
+                self._empty.add(slot)
+                self._poll_at[slot] = now + IDLE_POLL_S
+                continue
+            self._empty.discard(slot)
+            if not self._spawn(lease, slot):
+                self._next_lease = now + SPAWN_RETRY_S  # this box cannot start workers: stop taking trials
                 return
-            self._idle_since_lease = False
-            self._spawn(lease, slot)
 
-    def _spawn(self, lease: queue.Lease, slot: int) -> None:
-        spec = SweepSpec.from_json(lease.spec)
+    def _propose(self, sweep: queue.SweepInfo, history: queue.History) -> queue.Proposal:
+        """`propose_next`, with whatever the sweep's searcher or spec raises tagged with the sweep."""
+        try:
+            return propose_next(sweep, history)
+        except Exception as exc:
+            raise ProposalFailed(sweep, exc) from exc
+
+    def _pause_broken_sweep(self, failed: ProposalFailed) -> None:
+        """A sweep whose searcher raises would fail on every agent that reaches it: pause it with the
+        reason (`sweepd status` shows it; `sweepd retry` resumes it once fixed)."""
+        error = failed.error
+        frames = traceback.extract_tb(error.__traceback__)
+        where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+        reason = f"the searcher failed to propose a trial: {type(error).__name__}: {_first_line(error)}{where}"
+        try:
+            queue.set_sweep_status(self.engine, failed.sweep.id, SWEEP_PAUSED, self.id, reason)
+        except DBAPIError as exc:
+            self._database_down(exc)
+            return
+        except queue.NotFound:
+            return
+        self.log(f"sweep {failed.sweep.name} paused: {reason}")
+
+    def _spawn(self, lease: queue.Lease, slot: int) -> bool:
+        """Start the leased trial's worker on `slot`. False when this box could not start it (the
+        trial is failed as infra and re-queued); a spec that cannot make the trial fails it as setup."""
         artifact_dir = self.artifacts / lease.sweep_name / f"trial-{lease.number}"
-        artifact_dir.mkdir(parents=True, exist_ok=True)
-        log_path = artifact_dir / "worker.log"
-        payload = {
-            "trial_id": lease.trial_id, "sweep": lease.sweep_name, "number": lease.number, "env": spec.env,
-            "trainer": spec.trainer, "command": list(spec.command) or None,
-            "config": spec.trial_config(lease.params), "params": lease.params, "seed": lease.seed,
-            "cost_cap": spec.settings.cost_cap, "eval_episodes": spec.settings.eval_episodes,
-            "eval_seeds": spec.settings.eval_seeds, "artifact_dir": str(artifact_dir), "device": self.device,
-        }
-        read_fd, write_fd = os.pipe()
-        os.set_blocking(read_fd, False)
-        env = dict(os.environ, SWEEPD_REPORT_FD=str(write_fd), PYTHONUNBUFFERED="1")
-        if self.device == "cuda":
-            env["CUDA_VISIBLE_DEVICES"] = str(slot)
-        else:
-            env["CUDA_VISIBLE_DEVICES"] = ""
-            env["OMP_NUM_THREADS"] = "1"  # 2 torch threads on a busy 2-core box run small ops 30-50x slower
-        with open(log_path, "ab") as log:
-            log.write(f"--- trial {lease.number} attempt {lease.attempt} ({lease.kind}) {lease.params}\n".encode())
-            log.flush()
-            proc = subprocess.Popen([sys.executable, "-m", "sweepd.worker"], stdin=subprocess.PIPE, stdout=log,
-                                    stderr=subprocess.STDOUT, pass_fds=(write_fd,), env=env,
-                                    start_new_session=True, preexec_fn=_die_with_parent,
-                                    # `import pufferlib` symlinks ./resources into its cwd: keep that in
-                                    # the trial's dir, not the user's; a command trainer keeps the user's.
-                                    cwd=artifact_dir if spec.trainer == "puffer" else None)
-        os.close(write_fd)
+        try:
+            spec = SweepSpec.from_json(lease.spec)
+            payload = json.dumps({
+                "trial_id": lease.trial_id, "sweep": lease.sweep_name, "number": lease.number, "env": spec.env,
+                "trainer": spec.trainer, "command": list(spec.command) or None,
+                "config": spec.trial_config(lease.params), "params": lease.params, "seed": lease.seed,
+                "cost_cap": spec.settings.cost_cap, "eval_episodes": spec.settings.eval_episodes,
+                "eval_seeds": spec.settings.eval_seeds, "artifact_dir": str(artifact_dir), "device": self.device,
+            }).encode()
+        except Exception as exc:  # the stored spec cannot make this trial: neither can any other box
+            self._fail_unstarted(lease, f"cannot build the trial from the sweep's spec: "
+                                        f"{type(exc).__name__}: {_first_line(exc)}", SETUP)
+            return True
+        try:
+            proc, report_fd, log_path = self._start_worker(lease, slot, spec, artifact_dir)
+        except OSError as exc:  # mkdir, the log file, the pipe, fork or exec: this box's trouble
+            self._fail_unstarted(lease, f"cannot start a worker on {self.box}: {exc}", INFRA)
+            return False
         assert proc.stdin is not None
-        proc.stdin.write(json.dumps(payload).encode())
-        proc.stdin.close()
+        # A worker that died at once (BrokenPipeError) is collected and classified like any exit.
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.write(payload)
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
         now = time.monotonic()
-        worker = Worker(lease=lease, slot=slot, proc=proc, report_fd=read_fd, log_path=log_path, spawned=now,
+        worker = Worker(lease=lease, slot=slot, proc=proc, report_fd=report_fd, log_path=log_path, spawned=now,
                         kill_at=now + spec.settings.cost_cap * KILL_AFTER_CAP + STARTUP_SLACK_S,
                         timeline={"spawned": time.time()})
         self.workers[slot] = worker
-        self.selector.register(read_fd, selectors.EVENT_READ, worker)
-        self._write(lambda: queue.start_trial(self.engine, lease), worker)
-        self.log(f"trial {lease.sweep_name}#{lease.number} ({lease.kind}) on slot {slot}: {_short(lease.params)}")
+        self.selector.register(report_fd, selectors.EVENT_READ, worker)
+        self._write(lambda: queue.start_trial(self.engine, lease), lease)
+        self.log(f"trial {worker.label} ({lease.kind}) on slot {slot}: {_short(lease.params)}")
+        return True
+
+    def _start_worker(self, lease: queue.Lease, slot: int, spec: SweepSpec,
+                      artifact_dir: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
+        """The worker process and the read end of its report pipe; no fd is left open on OSError."""
+        artifact_dir.mkdir(parents=True, exist_ok=True)
+        log_path = artifact_dir / "worker.log"
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if self.device == "cuda":
+            assert self.gpus is not None
+            env["CUDA_VISIBLE_DEVICES"] = self.gpus[slot]
+        else:
+            env["CUDA_VISIBLE_DEVICES"] = ""
+            env["OMP_NUM_THREADS"] = "1"  # 2 torch threads on a busy 2-core box run small ops 30-50x slower
+        read_fd, write_fd = os.pipe()
+        try:
+            os.set_blocking(read_fd, False)
+            env["SWEEPD_REPORT_FD"] = str(write_fd)
+            with open(log_path, "ab") as log:
+                log.write(f"--- trial {lease.number} attempt {lease.attempt} ({lease.kind}) {lease.params}\n".encode())
+                log.flush()
+                proc = subprocess.Popen(list(self.worker_command), stdin=subprocess.PIPE, stdout=log,
+                                        stderr=subprocess.STDOUT, pass_fds=(write_fd,), env=env,
+                                        start_new_session=True, preexec_fn=die_with_parent,
+                                        # `import pufferlib` symlinks ./resources into its cwd: keep that in
+                                        # the trial's dir, not the user's; a command trainer keeps the user's.
+                                        cwd=artifact_dir if spec.trainer == "puffer" else None)
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)  # the worker holds its copy; EOF comes when it exits
+        return proc, read_fd, log_path
+
+    def _fail_unstarted(self, lease: queue.Lease, reason: str, category: str) -> None:
+        """Record a leased trial that never got a worker (no fd, no process is left behind)."""
+        self.log(f"trial {lease.sweep_name}#{lease.number} failed ({category}): {reason}")
+        self._write(lambda: queue.fail_trial(self.engine, lease, reason, category, cost=0.0), lease)
+        if self.tracker is not None:
+            self.tracker.trial_ended(lease.trial_id)
 
     # --- reports from workers -----------------------------------------------------------------
 
@@ -305,30 +476,31 @@ class Agent:
                 self._handle_report(worker, line)
 
     def _handle_report(self, worker: Worker, line: bytes) -> None:
-        try:
-            message = json.loads(line)
-        except ValueError:
-            return  # a worker's stray write to the report pipe is not a reason to fail the trial
-        kind = message.get("event")
-        now = time.time()
+        event = parse_event(line)
+        if event is None:
+            return
+        kind, now = event["event"], time.time()
         if kind == "progress":
             worker.timeline.setdefault("first_progress", now)
             worker.timeline["last_progress"] = now
-        elif isinstance(kind, str):
-            worker.timeline[kind] = now
+            worker.last_progress = event
+            if event["score"] is not None:  # a point without a score is no point of the learning curve
+                step = event["step"] if event["step"] is not None else (worker.curve[-1][0] if worker.curve else 0.0)
+                elapsed = event["elapsed"] if event["elapsed"] is not None else time.monotonic() - worker.spawned
+                worker.curve.append([step, event["score"], elapsed])
+                if len(worker.curve) > CURVE_POINTS:
+                    worker.curve = worker.curve[::2]
+            return
+        worker.timeline[kind] = now
         if kind == "started":
             worker.training_started = True
-        elif kind == "progress":
-            worker.last_progress = message
-            point = [float(message.get("step", 0)), float(message.get("score", math.nan)),
-                     float(message.get("elapsed", 0.0))]
-            worker.curve.append(point)
-            if len(worker.curve) > CURVE_POINTS:
-                worker.curve = worker.curve[::2]
-        elif kind == "result":
-            worker.result = message
-        elif kind == "failed":
-            worker.failure = message
+            return
+        if worker.ended_at is None:
+            worker.ended_at = time.monotonic()
+        if kind == "result":
+            worker.result = event
+        else:
+            worker.failure = event
 
     # --- exits --------------------------------------------------------------------------------
 
@@ -363,29 +535,37 @@ class Agent:
 
     def _record_exit(self, worker: Worker, code: int) -> None:
         os.close(worker.report_fd)
-        lease, label = worker.lease, f"{worker.lease.sweep_name}#{worker.lease.number}"
+        lease, label = worker.lease, worker.label
         metrics = worker.metrics()
         elapsed = time.monotonic() - worker.spawned
         if worker.stop_reason == "lease lost":
             self.log(f"trial {label}: lease lost, its result is not recorded")
             return
-        if worker.result is not None and code == 0:
+        # A reported result stands when the worker exited cleanly, or when the agent ended it
+        # afterwards (it hung on its way out, or the agent or the sweep stopped meanwhile).
+        ended_by_agent = worker.exit_overdue or worker.term_sent_at is not None
+        if worker.result is not None and (code == 0 or ended_by_agent):
             result = worker.result
             metrics.update({k: v for k, v in result.items() if k not in ("event", "score", "cost")})
-            score, cost = float(result["score"]), float(result.get("cost", elapsed))
+            score, cost = result["score"], result["cost"] if result["cost"] is not None else elapsed
             self._write(lambda: queue.finish_trial(self.engine, lease, score, cost,
-                                                   score_stderr=result.get("score_stderr"),
-                                                   truncated=bool(result.get("truncated")), metrics=metrics), worker)
+                                                   score_stderr=result["score_stderr"],
+                                                   truncated=result["truncated"], metrics=metrics), lease)
             self.log(f"trial {label}: score {score:.4g} in {cost:.0f} s"
-                     + (" (truncated at the cost cap)" if result.get("truncated") else ""))
+                     + (" (truncated at the cost cap)" if result["truncated"] else "")
+                     + (f" (killed {EXIT_GRACE_S:g} s after its result: it did not exit)" if worker.exit_overdue
+                        else ""))
             return
         tail = _log_tail(worker.log_path)
         metrics["log_tail"] = tail
-        if worker.stop_reason is not None:
+        if worker.timed_out:
+            # A worker past its cap is the config's failure (it hung or ignored the cap), not infra.
+            reason = f"timeout: still running {worker.timed_out_after:.0f} s after start, past the cost cap"
+            category = HYPERPARAMETER
+        elif worker.stop_reason is not None:
             reason, category = worker.stop_reason, INFRA
         elif worker.failure is not None:
-            reason = str(worker.failure.get("reason", "worker reported failure"))
-            category = worker.failure.get("category", HYPERPARAMETER)
+            reason, category = worker.failure["reason"], worker.failure["category"]
         elif code < 0:
             reason, category = f"worker killed by {_signal_name(-code)}", HYPERPARAMETER
         elif worker.training_started:
@@ -396,7 +576,7 @@ class Agent:
         if last and category != INFRA:
             reason = f"{reason}: {last.strip()[:300]}"
         self._write(lambda: queue.fail_trial(self.engine, lease, reason, category, cost=elapsed, metrics=metrics),
-                    worker)
+                    lease)
         self.log(f"trial {label} failed ({category}): {reason}")
 
     # --- heartbeats, deadlines, shutdown ------------------------------------------------------
@@ -449,10 +629,13 @@ class Agent:
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
         for worker in self.workers.values():
-            if worker.stop_reason is None and worker.failure is None and now > worker.kill_at:
-                # A worker past its cap is the config's failure (it hung or ignored the cap), not infra.
-                worker.failure = {"reason": f"timeout: still running {now - worker.spawned:.0f} s after start, "
-                                            f"past the cost cap", "category": HYPERPARAMETER}
+            if worker.ended_at is not None:
+                # It reported its result or failure, which stands; it only has to exit, and soon.
+                if not worker.exit_overdue and now > worker.ended_at + EXIT_GRACE_S:
+                    worker.exit_overdue = True
+                    self._signal(worker, signal.SIGKILL)
+            elif not worker.timed_out and worker.stop_reason is None and now > worker.kill_at:
+                worker.timed_out, worker.timed_out_after = True, now - worker.spawned
                 self._signal(worker, signal.SIGKILL)
             if self.stopping and now > self.stop_deadline and worker.stop_reason is None:
                 self._stop_worker(worker, "agent shutdown")
@@ -478,16 +661,23 @@ class Agent:
             self._collect_exited()
         for worker in self.workers.values():
             self._signal(worker, signal.SIGKILL)
-            worker.proc.wait()
+        deadline = time.monotonic() + KILL_WAIT_S
+        for worker in self.workers.values():
+            try:
+                worker.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:  # stuck in the kernel (a dead NFS mount, a GPU driver)
+                self.log(f"trial {worker.label}: worker {worker.proc.pid} survived SIGKILL for {KILL_WAIT_S:g} s; "
+                         f"leaving it, its lease expires and another agent re-queues the trial")
         self._collect_exited()
 
     # --- database writes that survive an outage -----------------------------------------------
 
-    def _write(self, write: Callable[[], Any], worker: Worker) -> None:
+    def _write(self, write: Callable[[], Any], lease: queue.Lease) -> None:
         try:
             write()
         except DBAPIError as exc:
-            self.log(f"database unavailable recording trial {worker.lease.number} ({_first_line(exc)}); will retry")
+            self.log(f"database unavailable recording trial {lease.sweep_name}#{lease.number} "
+                     f"({_first_line(exc)}); will retry")
             self.unrecorded.append(write)
             self._database_down(exc)
 
@@ -506,16 +696,6 @@ class Agent:
                 time.sleep(2.0 * (attempt + 1))
         if final and self.unrecorded:
             self.log(f"{len(self.unrecorded)} result(s) could not be recorded: the database stayed unreachable")
-
-
-def _die_with_parent() -> None:
-    """In the worker, before exec: get SIGKILL when the agent dies, so a killed agent leaves no
-    orphan training on the slot (its leases expire and another agent re-queues the trials)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def _log_tail(path: Path) -> list[str]:

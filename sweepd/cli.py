@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 runtime error (database, missing sweep), 2 bad input (sweep 
 from __future__ import annotations
 
 import json
+import math
 import socket
 import sys
 from dataclasses import asdict
@@ -14,15 +15,27 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from sweepd.spec import SpecError, load_spec
 
+# Help text is printed as written (no rich markup: "[sweep] max_trials" must not lose "[sweep]").
 app = typer.Typer(help="sweepd: cost-aware hyperparameter sweeps for RL on a shared SQL queue.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  rich_markup_mode=None)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(db_app, name="db")
-console = Console()
-err_console = Console(stderr=True)
+# No markup or emoji codes in anything printed: names, reasons and log lines are data ("[rank0]:",
+# "arr[i]", "[/path]"), printed as they are. Styles come from Text objects.
+console = Console(markup=False, emoji=False)
+err_console = Console(stderr=True, markup=False, emoji=False)
+
+
+def _positive(value: float) -> float:
+    if not (value > 0 and math.isfinite(value)):
+        raise typer.BadParameter(f"must be a positive number of seconds, got {value:g}")
+    return value
+
 
 DbOption = Annotated[str | None, typer.Option("--db", envvar="SWEEPD_DB",
                                               help="Database URL (default: SQLite in the data dir).")]
@@ -32,16 +45,58 @@ WandbOption = Annotated[bool, typer.Option(
                                "WANDB_MODE=disabled also turns it off).")]
 WandbProjectOption = Annotated[str | None, typer.Option(help="wandb project (default: the sweep file's "
                                                         "wandb_project, else 'sweepd').")]
+SlotsOption = Annotated[int | None, typer.Option(
+    min=1, help="How many trials at once (default: one per visible GPU, or 1). Giving --slots runs trials "
+                "on CPU, even on a GPU box.")]
+LeaseOption = Annotated[float, typer.Option(callback=_positive, help="Lease expiry (s, > 0); heartbeats come "
+                                                                     "3x as often.")]
+GraceOption = Annotated[float, typer.Option(min=0.0, help="On SIGINT/SIGTERM, time running trials get (s).")]
 
 
 class UsageError(Exception):
     """Bad command-line input (exit code 2)."""
 
 
+class CommandError(Exception):
+    """A command could not do its work (exit code 1), said in one line."""
+
+
 def _engine(db: str | None) -> Any:
+    """The database, created or upgraded as needed: for commands that write."""
     from sweepd.store.db import open_store
 
     return open_store(db)
+
+
+def _existing_engine(db: str | None) -> Any:
+    """`_engine` for commands that only read: a SQLite file that is not there is a typo or a box
+    that never ran a sweep, not a database to create empty."""
+    _require_database(db)
+    return _engine(db)
+
+
+def _require_database(db: str | None) -> None:
+    """CommandError when `db` (or the default URL) names a SQLite file that does not exist."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from sweepd.store.db import default_url, normalize_url
+
+    try:
+        url = make_url(normalize_url(db or default_url()))
+    except ArgumentError:
+        return  # not a URL: the store says so in one line
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+            and not Path(url.database).exists():
+        raise CommandError(f"no database at {url.database}; launch a sweep first or pass --db")
+
+
+def _error(message: object) -> None:
+    err_console.print(Text.assemble(("error:", "red"), " ", str(message)), highlight=False, soft_wrap=True)
+
+
+def _warn(message: str) -> None:
+    err_console.print(Text.assemble(("warning:", "yellow"), " ", message), highlight=False, soft_wrap=True)
 
 
 def _print_json(data: Any) -> None:
@@ -52,9 +107,10 @@ def _print_json(data: Any) -> None:
 def validate(file: Annotated[str, typer.Argument(help="Sweep file path or sweep name.")]) -> None:
     """Check a sweep file (syntax, keys, ranges, env) without running or writing anything."""
     spec = load_spec(file)
-    console.print(f"[green]ok[/]: {spec.name}: env={spec.env} trainer={spec.trainer} "
-                  f"{len(spec.params)} searched params, cost cap {spec.settings.max_suggestion_cost:g} s, "
-                  f"{spec.settings.max_trials} trials ({spec.source})")
+    console.print(Text.assemble(("ok", "green"), f": {spec.name}: env={spec.env} trainer={spec.trainer} "
+                                f"{len(spec.params)} searched params, cost cap "
+                                f"{spec.settings.max_suggestion_cost:g} s, {spec.settings.max_trials} trials "
+                                f"({spec.source})"))
 
 
 @app.command()
@@ -117,15 +173,15 @@ def launch(
     seed: Annotated[int | None, typer.Option(help="The sweep's seed.")] = None,
     sweep_name: Annotated[str | None, typer.Option("--name", help="Name the sweep (default NAME-<n>).")] = None,
     detach: Annotated[bool, typer.Option(help="Only queue the sweep; agents run it.")] = False,
-    slots: Annotated[int | None, typer.Option(help="Slots for the foreground agent (default: GPUs, or 1).")] = None,
+    slots: SlotsOption = None,
     live: Annotated[bool, typer.Option(help="Show the live view (off: log lines only).")] = True,
-    lease_seconds: Annotated[float, typer.Option(help="Lease expiry; heartbeats come 3x as often.")] = 60.0,
-    grace_seconds: Annotated[float, typer.Option(help="On SIGINT/SIGTERM, time running trials get.")] = 30.0,
+    lease_seconds: LeaseOption = 60.0,
+    grace_seconds: GraceOption = 30.0,
     wandb: WandbOption = True,
     wandb_project: WandbProjectOption = None,
     db: DbOption = None,
 ) -> None:
-    """Start a sweep: write it, then run an agent in the foreground unless one runs on this box.
+    """Start a sweep: write it, then run an agent for it in the foreground unless one runs on this box.
 
     On a box without a GPU, a sweep with a budget_param (every PufferLib config) first has that
     param's range fitted to the cost cap from a short, cached speed probe."""
@@ -140,9 +196,10 @@ def launch(
 
     engine = _engine(db)
     sweep = queue.create_sweep(engine, spec.to_json(), owner=current_user(), name=sweep_name)
-    console.print(f"sweep [bold]{sweep.name}[/] (id {sweep.id}): {spec.env}, {len(spec.params)} params, "
-                  f"searcher {sweep.searcher}, cap {spec.settings.max_suggestion_cost:g} s/trial, "
-                  f"{spec.settings.max_trials} trials")
+    console.print(Text.assemble("sweep ", (sweep.name, "bold"),
+                                f" (id {sweep.id}): {spec.env}, {len(spec.params)} params, "
+                                f"searcher {sweep.searcher}, cap {spec.settings.max_suggestion_cost:g} s/trial, "
+                                f"{spec.settings.max_trials} trials"))
     if detach:
         console.print(f"queued; run `sweepd agent` on a box to work on it, `sweepd status {sweep.name}` to follow")
         return
@@ -151,16 +208,19 @@ def launch(
         console.print(f"agent {alive} already runs on this box and will pick it up; "
                       f"follow with `sweepd status {sweep.name}`")
         return
-    _run_agent(engine, slots, until_sweep=sweep.id, live_sweep=sweep if live else None,
+    # This agent serves this sweep only, and exits when it stops running: `sweepd agent` serves the rest.
+    _run_agent(engine, slots, sweep_ids=[sweep.id], until_sweep=sweep.id, live_sweep=sweep if live else None,
                lease_seconds=lease_seconds, heartbeat_seconds=lease_seconds / 3, grace_seconds=grace_seconds,
                wandb=wandb, wandb_project=wandb_project)
     final = queue.get_sweep(engine, sweep.id)
+    from sweepd.store.review import trial_table
     from sweepd.view import sweep_view
 
-    console.print(sweep_view(final, queue.list_trials(engine, sweep.id)))
+    console.print(sweep_view(final, trial_table(engine, sweep.id)))
     if final.status == "paused":
-        err_console.print(f"[red]sweep {final.name} paused:[/] {final.status_reason}\n"
-                          f"fix the cause, then `sweepd retry {final.name}`", highlight=False, soft_wrap=True)
+        err_console.print(Text.assemble((f"sweep {final.name} paused:", "red"), f" {final.status_reason}\n"
+                                        f"fix the cause, then `sweepd retry {final.name}`"),
+                          highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -174,8 +234,7 @@ def _fit_budget(spec: Any) -> Any:
     try:
         probe, cached = load_or_probe(spec)
     except ProbeFailed as exc:
-        err_console.print(f"[yellow]warning:[/] {exc}; {spec.settings.budget_param} keeps PufferLib's range "
-                          f"and trials stop at the cost cap", highlight=False, soft_wrap=True)
+        _warn(f"{exc}; {spec.settings.budget_param} keeps PufferLib's range and trials stop at the cost cap")
         return spec
     fitted, fit = fit_budget(spec, probe, cached)
     console.print(f"budget: {fit.describe(spec.settings.max_suggestion_cost)}", highlight=False)
@@ -184,38 +243,42 @@ def _fit_budget(spec: Any) -> Any:
 
 def _run_agent(engine: Any, slots: int | None, *, until_sweep: int | None = None, live_sweep: Any = None,
                wandb: bool = True, wandb_project: str | None = None, **options: Any) -> None:
-    from sweepd.agent import Agent, detect_gpus
+    from sweepd.agent import Agent, visible_gpus
     from sweepd.tracking import make_tracker
 
-    gpus = detect_gpus()
-    device = "cuda" if gpus and slots is None else "cpu"
-    n_slots = slots if slots is not None else (gpus or 1)
+    # --slots means CPU slots: a GPU box runs that many CPU trials (documented on the option).
+    gpus = visible_gpus() if slots is None else []
+    device = "cuda" if gpus else "cpu"
+    n_slots = slots if slots is not None else (len(gpus) or 1)
     if n_slots < 1:
         raise UsageError(f"--slots must be >= 1, got {n_slots}")
-    agent = Agent(engine=engine, slots=n_slots, device=device, until_sweep=until_sweep, **options)
+    agent = Agent(engine=engine, slots=n_slots, device=device, gpus=gpus or None, until_sweep=until_sweep,
+                  **options)
+    url = engine.url.render_as_string(hide_password=False)
     # The tracker logs through the agent's log, which the live view below redirects.
-    agent.tracker = make_tracker(engine.url.render_as_string(hide_password=False), wandb, wandb_project,
-                                 log=lambda message: agent.log(message))
+    agent.tracker = make_tracker(url, wandb, wandb_project, log=lambda message: agent.log(message))
     if live_sweep is None:
         agent.run()
         return
     from rich.live import Live
 
+    from sweepd.store.db import make_engine
     from sweepd.view import LiveSweep
 
     with Live(console=console, refresh_per_second=2, transient=False) as live:
-        view = LiveSweep(engine, live_sweep, live, n_slots)
+        # The view reads on its own read-only engine: its redraws never take SQLite's write lock.
+        view = LiveSweep(make_engine(url, read_only=True), live_sweep, live, n_slots)
         agent.on_tick = view.update
-        agent.log = lambda message: live.console.log(message)
+        agent.log = lambda message: live.console.log(message, markup=False, emoji=False, highlight=False)
         agent.run()
 
 
 @app.command()
 def agent(
-    slots: Annotated[int | None, typer.Option(help="CPU slots (default: one per visible GPU, or 1).")] = None,
+    slots: SlotsOption = None,
     sweep: Annotated[list[str] | None, typer.Option(help="Only work on these sweeps (repeatable).")] = None,
-    lease_seconds: Annotated[float, typer.Option(help="Lease expiry; heartbeats come 3x as often.")] = 60.0,
-    grace_seconds: Annotated[float, typer.Option(help="On SIGINT/SIGTERM, time running trials get.")] = 30.0,
+    lease_seconds: LeaseOption = 60.0,
+    grace_seconds: GraceOption = 30.0,
     exit_when_idle: Annotated[bool, typer.Option(help="Exit when no sweep has work left.")] = False,
     until_done: Annotated[bool, typer.Option(
         help="With one --sweep: exit once that sweep no longer runs (finished, paused or stopped), "
@@ -251,7 +314,7 @@ def status(
     from sweepd.store import queue
     from sweepd.view import sweep_summary, sweep_view, sweeps_table
 
-    engine = _engine(db)
+    engine = _existing_engine(db)
     if sweep is None:
         from sweepd.store.review import sweep_summaries
 
@@ -288,7 +351,7 @@ def pareto(
     from sweepd.front import load_front, write_csv
     from sweepd.view import front_table
 
-    result = load_front(_engine(db), sweep)
+    result = load_front(_existing_engine(db), sweep)
     if csv_path is not None:
         write_csv(result, csv_path)
     if png_path is not None:
@@ -311,17 +374,20 @@ def pareto(
 def dashboard(
     host: Annotated[str, typer.Option(help="Interface to serve on; anything but loopback exposes every sweep.")]
     = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port (0: any free port).")] = 8765,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free port).")] = 8765,
     db: DbOption = None,
 ) -> None:
     """Serve the read-only dashboard (sweeps, Pareto curves, trials, learning curves, boxes) until Ctrl-C."""
-    from sweepd.dashboard.server import is_loopback, make_server
+    from sweepd.dashboard.server import ServeError, is_loopback, make_server
 
+    _require_database(db)
     if not is_loopback(host):
-        err_console.print(f"[yellow]warning:[/] serving on {host}: the dashboard has no login; anyone who can "
-                          f"reach this port can read every sweep", highlight=False)
-    server = make_server(db, host, port)
-    console.print(f"sweepd dashboard on [bold]{server.url}[/] (read-only; Ctrl-C to stop)")
+        _warn(f"serving on {host}: the dashboard has no login; anyone who can reach this port can read every sweep")
+    try:
+        server = make_server(db, host, port)
+    except ServeError as exc:
+        raise CommandError(str(exc)) from None
+    console.print(Text.assemble("sweepd dashboard on ", (server.url, "bold"), " (read-only; Ctrl-C to stop)"))
     try:
         server.serve_forever()
     finally:
@@ -367,7 +433,7 @@ def boxes(as_json: JsonOption = False, db: DbOption = None) -> None:
     from sweepd.store.boxes import box_status
     from sweepd.view import boxes_table
 
-    rows = box_status(_engine(db))
+    rows = box_status(_existing_engine(db))
     if as_json:
         _print_json([asdict(b) for b in rows])
     elif rows:
@@ -430,7 +496,7 @@ def release(
 
 @app.command()
 def events(
-    limit: Annotated[int, typer.Option(help="How many of the newest events.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, help="How many of the newest events.")] = 50,
     box: Annotated[str | None, typer.Option(help="Only this box's events.")] = None,
     sweep: Annotated[str | None, typer.Option(help="Only this sweep's events (name or id).")] = None,
     kind: Annotated[str | None, typer.Option(help="Only this kind, e.g. reservation_forced.")] = None,
@@ -442,7 +508,7 @@ def events(
     from sweepd.store import queue
     from sweepd.view import events_table
 
-    engine = _engine(db)
+    engine = _existing_engine(db)
     sweep_id = queue.get_sweep(engine, sweep).id if sweep else None
     rows = store_boxes.events(engine, limit, box=box, sweep_id=sweep_id, kind=kind)
     if as_json:
@@ -462,7 +528,7 @@ def export(
     from sweepd.artifacts import export_checkpoint
     from sweepd.store import queue
 
-    engine = _engine(db)
+    engine = _existing_engine(db)
     info = queue.get_sweep(engine, sweep)
     match = [t for t in queue.list_trials(engine, info.id) if t.number == trial]
     if not match:
@@ -480,7 +546,7 @@ def prune(
     from sweepd.artifacts import prune_checkpoints
     from sweepd.store import queue
 
-    engine = _engine(db)
+    engine = _existing_engine(db)
     info = queue.get_sweep(engine, sweep)
     result = prune_checkpoints(queue.list_trials(engine, info.id), info.spec["settings"]["direction"], dry_run)
     verb = "would delete" if dry_run else "deleted"
@@ -499,7 +565,7 @@ def baselines(as_json: JsonOption = False, db: DbOption = None) -> None:
     from sweepd.store import queue
     from sweepd.view import fmt_cost, fmt_score
 
-    engine = _engine(db)
+    engine = _existing_engine(db)
     rows = best_scores([(s, queue.list_trials(engine, s.id)) for s in queue.list_sweeps(engine)
                         if s.env in PPO_PAPER_40M_FRAMES])
     if as_json:
@@ -530,17 +596,22 @@ def db_upgrade(db: DbOption = None) -> None:
 
 def main() -> None:
     """Console entry point: run the app, turning known errors into one line and an exit code."""
+    from sqlalchemy.exc import DBAPIError
+
     from sweepd.artifacts import ArtifactError
     from sweepd.store.db import StoreError
     from sweepd.store.queue import NotFound
 
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="sweepd")
     except (SpecError, UsageError) as exc:
-        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _error(exc)
         sys.exit(2)
-    except (StoreError, NotFound, ArtifactError, ValueError) as exc:
-        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    except (StoreError, NotFound, ArtifactError, CommandError, ValueError) as exc:
+        _error(exc)
+        sys.exit(1)
+    except DBAPIError as exc:
+        _error(f"database: {_first_line(exc.orig if exc.orig is not None else exc)}")
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -549,12 +620,31 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.ClickException):
+        if isinstance(exc, _click_exceptions()):  # bad arguments: usage and the error, as click prints them
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    # Outside standalone mode typer returns the code of a `raise typer.Exit(code)` instead of exiting.
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _click_exceptions() -> tuple[type[Exception], ...]:
+    """Click's error base class(es): typer >= 0.29 bundles its own click (`typer._click`), older
+    typers raise the installed click's."""
+    import importlib
+
+    found = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(importlib.import_module(module).ClickException)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 if __name__ == "__main__":

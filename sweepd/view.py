@@ -1,4 +1,8 @@
-"""What a person sees in the terminal: sweep, trial and front tables, and launch's live view."""
+"""What a person sees in the terminal: sweep, trial and front tables, and launch's live view.
+
+Every name, reason, param and note is data, put in tables as `Text`, never as rich markup: a
+failure reason "[rank0]: CUDA error" or an origin "pong.ini [train]" prints as it is.
+"""
 
 from __future__ import annotations
 
@@ -70,8 +74,9 @@ def sweeps_table(rows: list[dict[str, Any]]) -> Table:
                          else "left")
     for r in rows:
         status = r["status"] + (f" ({r['reason']})" if r["reason"] else "")
-        table.add_row(r["name"], r["env"], r["owner"], status, f"{r['succeeded']}/{r['max_trials'] or '-'}",
-                      str(r["running"]), str(r["failed"]), fmt_score(r["best_score"]), fmt_cost(r["cost_spent"]))
+        table.add_row(Text(r["name"]), Text(r["env"]), Text(r["owner"]), Text(status),
+                      f"{r['succeeded']}/{r['max_trials'] or '-'}", str(r["running"]), str(r["failed"]),
+                      fmt_score(r["best_score"]), fmt_cost(r["cost_spent"]))
     return table
 
 
@@ -83,9 +88,9 @@ def trials_table(trials: list[TrialInfo], center: dict[str, Any] | None = None, 
     shown = trials[-limit:] if limit else trials
     for t in shown:
         status = t.status + (" (truncated)" if t.truncated else "")
-        table.add_row(str(t.number), t.kind, Text(status, style=STATUS_STYLE.get(t.status, "")),
-                      fmt_score(t.score, t.score_stderr), fmt_cost(t.cost), fmt_params(t.params, center),
-                      _one_line(t.failure_reason))
+        table.add_row(str(t.number), Text(t.kind), Text(status, style=STATUS_STYLE.get(t.status, "")),
+                      fmt_score(t.score, t.score_stderr), fmt_cost(t.cost), Text(fmt_params(t.params, center)),
+                      Text(_one_line(t.failure_reason)))
     return table
 
 
@@ -101,7 +106,7 @@ def front_table(points: list[ConfigResult], center: dict[str, Any] | None = None
         table.add_column(column, justify="right" if column in ("cost", "score", "seeds") else "left")
     for p in points:
         table.add_row(fmt_cost(p.cost), fmt_score(p.score, p.score_stderr), str(p.seeds),
-                      ",".join(map(str, p.trials)), fmt_params(p.params, center))
+                      ",".join(map(str, p.trials)), Text(fmt_params(p.params, center)))
     return table
 
 
@@ -131,14 +136,21 @@ class LiveSweep:
         self._next = 0.0
 
     def update(self, _agent: Any = None) -> None:
+        """Redraw from the database (trials without their curves); runs in the agent's loop, so a
+        database error only skips this redraw: the agent rides out outages and so does its view."""
         now = time.monotonic()
         if now < self._next:
             return
         self._next = now + 1.0
-        from sweepd.store.queue import get_sweep, list_trials
+        from sqlalchemy.exc import DBAPIError
 
-        sweep = get_sweep(self.engine, self.sweep.id)
-        trials = list_trials(self.engine, sweep.id)
+        from sweepd.store.review import find_sweep, trial_table
+
+        try:
+            sweep = find_sweep(self.engine, self.sweep.id)
+            trials = trial_table(self.engine, sweep.id)
+        except DBAPIError:
+            return
         self.live.update(Group(sweep_view(sweep, trials, limit=12), Text(self._eta(sweep, trials), style="dim")))
 
     def _eta(self, sweep: SweepInfo, trials: list[TrialInfo]) -> str:
@@ -163,14 +175,15 @@ def boxes_table(boxes: list[Any], now: float) -> Table:
     for box in boxes:
         seen = f"{box.state}, {fmt_cost(box.seen_ago)} ago"
         for view in box.slot_views:
-            table.add_row(box.name if view.slot == 0 else "", str(view.slot), view.user or "-", view.sweep or "-",
-                          "-" if view.trial is None else str(view.trial),
+            table.add_row(Text(box.name if view.slot == 0 else ""), str(view.slot), Text(view.user or "-"),
+                          Text(view.sweep or "-"), "-" if view.trial is None else str(view.trial),
                           fmt_cost(now - view.since) if view.since else "-",
-                          view.reserved_by or "", _clock(view.reserved_until) if view.reserved_by else "",
-                          seen if view.slot == 0 else "")
+                          Text(view.reserved_by or ""), _clock(view.reserved_until) if view.reserved_by else "",
+                          Text(seen if view.slot == 0 else ""))
         for r in box.reservations:
             if r.starts_at > now:  # made for later: not on a slot yet
-                table.add_row("", "", "", "", "", "", f"{r.user} (from {_clock(r.starts_at)})", _clock(r.until), "")
+                table.add_row("", "", "", "", "", "", Text(f"{r.user} (from {_clock(r.starts_at)})"),
+                              _clock(r.until), "")
     return table
 
 
@@ -180,8 +193,9 @@ def events_table(events: list[Any]) -> Table:
     for column in ("time", "actor", "event", "box", "sweep", "trial", "detail"):
         table.add_column(column, overflow="fold", max_width=70 if column == "detail" else None)
     for e in events:
-        table.add_row(_clock(e.at), e.actor, e.kind, e.box or "", "" if e.sweep_id is None else str(e.sweep_id),
-                      "" if e.trial_id is None else str(e.trial_id), e.detail or "")
+        table.add_row(_clock(e.at), Text(e.actor), Text(e.kind), Text(e.box or ""),
+                      "" if e.sweep_id is None else str(e.sweep_id), "" if e.trial_id is None else str(e.trial_id),
+                      Text(e.detail or ""))
     return table
 
 
@@ -193,7 +207,7 @@ def spec_view(spec: Any, origins: dict[str, str], notes: list[dict[str, str]]) -
     header = Text.assemble((f"{spec.name}", "bold"), f": env {spec.env}, trainer {spec.trainer}\n",
                            ("source: ", "dim"), spec.source)
     # Cells are Text, not markup: origins like "ocean/pong.ini [train]" hold brackets.
-    settings = Table(title="[sweep]", title_justify="left", box=None, pad_edge=False)
+    settings = Table(title=Text("[sweep]"), title_justify="left", box=None, pad_edge=False)
     for column in ("setting", "value", "from"):
         settings.add_column(column, style="dim" if column == "from" else None)
     for key in SETTING_KEYS:
@@ -203,7 +217,7 @@ def spec_view(spec: Any, origins: dict[str, str], notes: list[dict[str, str]]) -
     for column in ("param", "space", "min", "max", "centre", "int", "scale", "range from", "centre from"):
         params.add_column(column, style="dim" if column.endswith("from") else None)
     for p in spec.params:
-        params.add_row(p.name, p.space, f"{p.min:.4g}", f"{p.max:.4g}", f"{p.center:.4g}",
+        params.add_row(Text(p.name), p.space, f"{p.min:.4g}", f"{p.max:.4g}", f"{p.center:.4g}",
                        "yes" if p.is_integer else "", "" if p.scale is None else f"{p.scale:.3g}",
                        Text(origins.get(f"search.{p.name}.min", "")), Text(origins.get(f"search.{p.name}.center", "")))
     defaults = Table(title="defaults of every trial", title_justify="left", box=None, pad_edge=False)
@@ -211,7 +225,7 @@ def spec_view(spec: Any, origins: dict[str, str], notes: list[dict[str, str]]) -
         defaults.add_column(column, style="dim" if column == "from" else None)
     for section, values in spec.defaults.items():
         for key, value in values.items():
-            defaults.add_row(f"{section}.{key}", Text(repr(value)), Text(origins.get(f"{section}.{key}", "")))
+            defaults.add_row(Text(f"{section}.{key}"), Text(repr(value)), Text(origins.get(f"{section}.{key}", "")))
     parts: list[Any] = [header, settings, params, defaults]
     if notes:
         table = Table(title="mapping notes", title_justify="left", box=None, pad_edge=False)
@@ -219,7 +233,8 @@ def spec_view(spec: Any, origins: dict[str, str], notes: list[dict[str, str]]) -
             table.add_column(column)
         style = {"skipped": "yellow", "pinned": "cyan", "adjusted": "", "ignored": "dim"}
         for note in notes:
-            table.add_row(note["name"], Text(note["action"], style=style.get(note["action"], "")), Text(note["reason"]))
+            table.add_row(Text(note["name"]), Text(note["action"], style=style.get(note["action"], "")),
+                          Text(note["reason"]))
         parts.append(table)
     return Group(*parts)
 

@@ -41,7 +41,6 @@ progress event (the learning curve), not a running mean from the start.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import math
 import os
@@ -56,6 +55,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from sweepd.lifeline import die_with_parent
 
 
 def _process_start_time() -> float:
@@ -613,16 +614,6 @@ def fill_command(command: Iterable[str], trial: Trial) -> list[str]:
     return [fill(argument) for argument in command]
 
 
-def _die_with_parent() -> None:
-    """In the command's child process: own session (its own process group, killed as one), and
-    SIGKILL if the worker dies first (Linux), so no training outlives its trial."""
-    os.setsid()
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
 @dataclass
 class CommandReports:
     """What a command reported: its last score, step, final flag and checkpoint."""
@@ -661,7 +652,9 @@ def run_command(trial: Trial, events: EventWriter, clock: CostClock) -> None:
     env = dict(os.environ, SWEEPD_REPORT_FD=str(report_write), SWEEPD_ARTIFACT_DIR=str(trial.artifact_dir))
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env,
-                                pass_fds=(report_write,), preexec_fn=_die_with_parent)
+                                pass_fds=(report_write,), start_new_session=True,
+                                # its own process group, killed as one; SIGKILL if the worker dies first
+                                preexec_fn=die_with_parent)
     except OSError as exc:
         os.close(report_read)
         raise TrialFailed("setup", f"cannot start command {argv[0]!r}: {exc}") from exc

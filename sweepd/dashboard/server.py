@@ -17,6 +17,7 @@ dependency-free dashboard installs on any box the agents run on.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import ipaddress
 import json
@@ -49,6 +50,10 @@ ROUTES: list[Route] = [
     (re.compile(r"/api/sweeps/([^/]+)/front"), lambda api, m: api.front(m[1])),
     (re.compile(r"/api/boxes"), lambda api, m: api.boxes()),
 ]
+
+
+class ServeError(Exception):
+    """The dashboard cannot listen where it was asked to (port in use, no such address, ...)."""
 
 
 def is_loopback(host: str) -> bool:
@@ -139,5 +144,17 @@ class Handler(BaseHTTPRequestHandler):
 
 def make_server(db_url: str | None = None, host: str = "127.0.0.1", port: int = 8765,
                 quiet: bool = True) -> DashboardServer:
-    """A dashboard server bound to (host, port) over a read-only engine; call `serve_forever()`."""
-    return DashboardServer((host, port), Api(make_engine(db_url, read_only=True)), quiet=quiet)
+    """A dashboard server bound to (host, port) over a read-only engine; call `serve_forever()`.
+
+    Raises ServeError, in one line with the fix, when it cannot bind."""
+    if not 0 <= port <= 65535:
+        raise ServeError(f"port {port} is not a TCP port: use 0..65535 (0: any free port)")
+    api = Api(make_engine(db_url, read_only=True))
+    try:
+        return DashboardServer((host, port), api, quiet=quiet)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ServeError(f"port {port} is in use; try --port 0 (any free port)") from exc
+        if exc.errno == errno.EACCES:
+            raise ServeError(f"no permission to serve on port {port}; try a port above 1023, or --port 0") from exc
+        raise ServeError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from exc
