@@ -138,11 +138,6 @@ class Param:
         """The box [min, max] in basic coordinates."""
         return self._warp(self.min) / self.basic_scale, self._warp(self.max) / self.basic_scale
 
-    @property
-    def basic_center(self) -> float:
-        """Basic coordinate of the (rounded) center."""
-        return self.to_basic(self.round(self.center))
-
 
 def to_basic(params: Sequence[Param], values: Mapping[str, Any]) -> np.ndarray:
     """Basic coordinates of a config; a parameter missing from ``values`` takes its center."""
