@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from sweepd import spec as spec_module
+from sweepd.search import SEARCHERS
 from sweepd.spec import SpecError, SweepSpec, load_spec
 
 GOOD = """\
@@ -142,7 +144,7 @@ def test_a_value_of_the_wrong_type_names_its_line(tmp_path, case, line):
 @pytest.mark.parametrize(("overrides", "expected"), [
     ({"max_trials": -1}, "--max-trials: max_trials must be >= 0, got -1"),
     ({"seed": 99999999999}, "--seed: seed must be in [0, 2**31), got 99999999999"),
-    ({"searcher": "grid"}, "--searcher: searcher must be one of carbs, random, got 'grid'"),
+    ({"searcher": "grid"}, f"--searcher: searcher must be one of {', '.join(SEARCHERS)}, got 'grid'"),
     ({"max_suggestion_cost": 1000.0, "max_total_cost": None},
      "--max-suggestion-cost: max_total_cost 500 s cannot pay for one trial at its cost cap 1250 s"),
 ])
@@ -174,8 +176,18 @@ def test_unknown_sweep_name_lists_known_ones():
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sweepd.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          env=dict(os.environ), timeout=120)
+    """The installed `sweepd` console script, as a user runs it."""
+    sweepd = Path(sys.executable).with_name("sweepd")
+    return subprocess.run([str(sweepd), *args], capture_output=True, text=True, cwd=cwd, env=dict(os.environ),
+                          timeout=120)
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The single stderr line of a refused sweep file (exit 2, no traceback)."""
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
 
 
 @pytest.mark.parametrize("case", ["stray_comma", "unknown_key", "min_above_max", "unknown_env"])
@@ -194,3 +206,100 @@ def test_cli_validate_accepts_a_good_file(tmp_path):
     result = run_cli("validate", str(write(tmp_path, GOOD)), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "ok" in result.stdout
+
+
+NOT_TOML_TEXT = {
+    "binary_garbage": b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4,
+    "utf16": GOOD.encode("utf-16"),
+    "latin1_comment": GOOD.replace("[sweep]", "# caf\u00e9\n[sweep]").encode("latin-1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOT_TOML_TEXT))
+def test_cli_refuses_a_file_that_is_not_utf8_text_in_one_line_naming_it(tmp_path, case):
+    """Binary garbage exited 1 with "'utf-8' codec can't decode byte 0x89 ..." and no file name."""
+    path = tmp_path / "mysweep.toml"
+    path.write_bytes(NOT_TOML_TEXT[case])
+    line = one_line_error(run_cli("validate", str(path), cwd=tmp_path))
+    assert line.startswith(f"error: {path}:") and "not UTF-8 text" in line, line
+    assert "codec" not in line
+
+
+def test_a_file_not_utf8_names_the_line_of_the_bad_byte(tmp_path):
+    path = tmp_path / "mysweep.toml"
+    path.write_bytes(NOT_TOML_TEXT["latin1_comment"])
+    with pytest.raises(SpecError) as info:
+        load_spec(str(path))
+    assert info.value.line == 4 and "byte 0xe9" in str(info.value), str(info.value)  # "# café" above [sweep]
+
+
+def test_cli_refuses_arrays_nested_past_the_parser_in_one_line(tmp_path):
+    """tomllib recurses per nested array: a RecursionError was a traceback."""
+    path = write(tmp_path, "x = " + "[" * 5000 + "1" + "]" * 5000 + "\n")
+    line = one_line_error(run_cli("validate", str(path), cwd=tmp_path))
+    assert line == f"error: {path}: TOML syntax error: arrays or inline tables nested too deeply"
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path):
+    """Notepad's UTF-8 files start with EF BB BF: tomllib alone says "Invalid statement" at 1:1."""
+    plain = load_spec(str(write(tmp_path, GOOD)))
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.encode())
+    with_bom = load_spec(str(path))
+    assert (with_bom.params, with_bom.settings, with_bom.defaults) == (plain.params, plain.settings, plain.defaults)
+    result = run_cli("validate", str(path), cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.startswith("ok: bom:"), result.stdout + result.stderr
+
+
+def test_lines_are_still_counted_right_after_a_byte_order_mark(tmp_path):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.replace("max_trials", "max_trails").encode())
+    with pytest.raises(SpecError, match="did you mean 'max_trials'") as info:
+        load_spec(str(path))
+    assert info.value.line == 6
+
+
+@pytest.mark.parametrize("target", ["nosuch", "nosuch.toml", "sub/nosuch.toml"])
+def test_cli_a_missing_extends_target_names_the_file_that_extends_it(tmp_path, target):
+    """It said "no sweep named 'nosuch'" without saying which file asked for it."""
+    path = write(tmp_path, GOOD.replace('extends = "default"', f'extends = "{target}"'))
+    line = one_line_error(run_cli("validate", str(path), cwd=tmp_path))
+    assert line.startswith(f'error: {path}:1: extends "{target}": '), line
+    assert "nosuch" in line.split(": extends", 1)[1].split(":", 1)[1], line
+
+
+def many_params(count: int) -> str:
+    """GOOD plus `count` searched params, each with a default in [train]."""
+    defaults = "".join(f"p{i} = 0.01\n" for i in range(count))
+    tables = "".join(f'[search.train.p{i}]\nspace = "log"\nmin = 0.0001\nmax = 1.0\ncenter = 0.01\n\n'
+                     for i in range(count))
+    return GOOD.replace("learning_rate = 0.01\n", "learning_rate = 0.01\n" + defaults) + tables
+
+
+def test_validation_reads_and_scans_each_file_once_whatever_the_param_count(tmp_path, monkeypatch):
+    """The line lookup rescanned the file per param: 4,000 params took 46 s, 150,000 never finished.
+    Now each file of the extends chain is read once and its lines scanned once (timing:
+    benchmarks/spec_validate.py)."""
+    reads: list[Path] = []
+    scanned: list[int] = []
+    decode, scan = spec_module._decode, spec_module.scan_key_lines
+    monkeypatch.setattr(spec_module, "_decode", lambda path: reads.append(path) or decode(path))
+    monkeypatch.setattr(spec_module, "scan_key_lines", lambda text: scanned.append(len(text.splitlines()))
+                        or scan(text))
+    path = write(tmp_path, many_params(20_000))
+
+    spec = load_spec(str(path))
+
+    assert len(spec.params) >= 20_000
+    default = Path(spec.source.split(" <- ")[1])
+    assert sorted(map(str, reads)) == sorted([str(path), str(default)])
+    expected = sorted(len(p.read_text().splitlines()) for p in (path, default))
+    assert sorted(scanned) == expected  # every line of each file once, whatever the number of lookups
+
+
+def test_an_error_in_a_many_param_file_names_its_header_line(tmp_path):
+    text = many_params(2_000).replace("[search.train.p1500]\nspace = \"log\"", "[search.train.p1500]\nspace = \"logg\"")
+    path = write(tmp_path, text)
+    with pytest.raises(SpecError, match="did you mean 'log'") as info:
+        load_spec(str(path))
+    assert path.read_text().splitlines()[info.value.line - 1] == "[search.train.p1500]"
