@@ -34,7 +34,7 @@ import math
 import os
 import sys
 
-REPORT_FD_ENV = "SWEEPD_REPORT_FD"
+from sweepd.protocol import REPORT_FD_ENV
 
 
 class ReportValueError(ValueError):

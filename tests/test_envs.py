@@ -14,7 +14,8 @@ pytest.importorskip("pufferlib", reason="pufferlib not installed: run scripts/in
 import torch
 from sweepd.envs.family import ConfigKeyError, PolicyNeedsRnnError
 
-from sweepd.worker import eval_seeds, evaluate_policy, puffer_trainer_class
+from sweepd.worker.evaluation import eval_seeds, evaluate_policy
+from sweepd.worker.puffer import puffer_trainer_class
 
 DQN7 = ("breakout", "pong", "beam_rider", "enduro", "qbert", "seaquest", "space_invaders")
 

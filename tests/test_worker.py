@@ -259,7 +259,7 @@ def test_build_failures_pause_only_for_what_no_searched_value_causes():
     from sweepd.envs import UnknownEnvError
     from sweepd.envs.family import ConfigKeyError
 
-    from sweepd.worker import _build_failure
+    from sweepd.worker.puffer import _build_failure
 
     for exc in (ModuleNotFoundError("no module named 'gym_typo'"), UnknownEnvError("snak", ["snake"]),
                 ConfigKeyError("snake", "train", "learning_rat", ["learning_rate"]), FileNotFoundError("map.bin")):

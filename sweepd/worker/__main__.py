@@ -1,0 +1,43 @@
+"""`python -m sweepd.worker`: run the trial on stdin with its trainer (sweepd/worker/__init__.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from sweepd.protocol import SETUP, EventWriter, TrialFailed, TrialFormatError, TrialPayload
+from sweepd.worker.clock import WORKER_START, CostClock
+from sweepd.worker.command import run_command
+from sweepd.worker.puffer import run_puffer
+
+
+def main() -> int:
+    """Run the trial on stdin; returns the process exit status."""
+    clock_start = WORKER_START
+    events = EventWriter.from_env()
+    try:
+        trial = TrialPayload.from_json(json.load(sys.stdin))
+    except (ValueError, TrialFormatError) as exc:
+        events.emit("failed", reason=f"bad trial: {exc}", category=SETUP)
+        return 2
+    clock = CostClock(start=clock_start, cap=trial.cost_cap)
+    try:
+        if trial.trainer == "puffer":
+            run_puffer(trial, events, clock)
+        else:
+            run_command(trial, events, clock)
+    except TrialFailed as failure:
+        events.emit("failed", reason=failure.reason, category=failure.category)
+        print(f"sweepd worker: trial failed ({failure.category}): {failure.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    status = main()
+    # Skip interpreter teardown: PufferLib's utilization thread sleeps up to a second before it
+    # sees its stop flag, and torch's teardown is slow; the trial's events are already written.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -1,0 +1,208 @@
+"""Trainer "command": run the user's command with the trial's values in its arguments, relay the
+scores it reports (stdout JSON lines or `sweepd.report.report()`), stop its process group at the
+cost cap, and report its last score."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sweepd.lifeline import die_with_parent
+from sweepd.protocol import HYPERPARAMETER, REPORT_FD_ENV, SETUP, EventWriter, TrialFailed, TrialPayload
+from sweepd.worker.clock import COMMAND_KILL_BEFORE_S, COMMAND_TERM_BEFORE_S, CostClock
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][\w]*)(?:\.([A-Za-z_][\w]*))?\}")
+
+
+class PlaceholderError(KeyError):
+    """A command argument names a `{section.key}` the trial config does not have."""
+
+    def __init__(self, placeholder: str, argument: str) -> None:
+        self.placeholder, self.argument = placeholder, argument
+        super().__init__(placeholder)
+
+    def __str__(self) -> str:
+        return f"command argument {self.argument!r}: no value for {{{self.placeholder}}} in the trial"
+
+
+def fill_command(command: Iterable[str], trial: TrialPayload) -> list[str]:
+    """The command with `{train.learning_rate}`-style placeholders filled from the trial config;
+    `{seed}`, `{artifact_dir}` and `{trial_id}` are filled from the trial itself."""
+    own = {"seed": trial.seed, "artifact_dir": str(trial.artifact_dir), "trial_id": trial.trial_id}
+
+    def format_value(value: Any) -> str:
+        return value if isinstance(value, str) else json.dumps(value)
+
+    def fill(argument: str) -> str:
+        def replace(match: re.Match[str]) -> str:
+            section, key = match.group(1), match.group(2)
+            if key is None:
+                if section in own and own[section] is not None:
+                    return format_value(own[section])
+                raise PlaceholderError(section, argument)
+            values = trial.config.get(section, {})
+            if key not in values:
+                raise PlaceholderError(f"{section}.{key}", argument)
+            return format_value(values[key])
+
+        return _PLACEHOLDER.sub(replace, argument)
+
+    return [fill(argument) for argument in command]
+
+
+@dataclass
+class CommandReports:
+    """What a command reported: its last score, step, final flag and checkpoint."""
+
+    score: float | None = None
+    step: int = 0
+    final: bool = False
+    checkpoint: str | None = None
+    count: int = 0
+
+    def take(self, message: Mapping[str, Any]) -> bool:
+        """Record one report; False when it is not a usable report."""
+        score = message.get("score")
+        if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
+            return False
+        if self.final:
+            return False  # nothing after the final score counts
+        self.score = float(score)
+        step = message.get("step")
+        self.step = int(step) if isinstance(step, int | float) and not isinstance(step, bool) else self.count
+        self.final = message.get("final") is True
+        if isinstance(message.get("checkpoint"), str):
+            self.checkpoint = message["checkpoint"]
+        self.count += 1
+        return True
+
+
+def run_command(trial: TrialPayload, events: EventWriter, clock: CostClock) -> None:
+    """Run the trial's command, relay its reports, stop it at the cap, report its score."""
+    try:
+        argv = fill_command(trial.command, trial)
+        trial.artifact_dir.mkdir(parents=True, exist_ok=True)
+    except (PlaceholderError, OSError) as exc:
+        raise TrialFailed(SETUP, str(exc)) from exc
+    report_read, report_write = os.pipe()
+    env = dict(os.environ, **{REPORT_FD_ENV: str(report_write)}, SWEEPD_ARTIFACT_DIR=str(trial.artifact_dir))
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env,
+                                pass_fds=(report_write,), start_new_session=True,
+                                # its own process group, killed as one; SIGKILL if the worker dies first
+                                preexec_fn=die_with_parent)
+    except OSError as exc:
+        os.close(report_read)
+        raise TrialFailed(SETUP, f"cannot start command {argv[0]!r}: {exc}") from exc
+    finally:
+        os.close(report_write)  # the child holds its copy; EOF comes when it exits
+
+    # If the agent stops the worker, stop the command's process group with it.
+    def forward(signum: int, _frame: Any) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        sys.exit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+
+    events.emit("started", time=time.time())
+    start = time.time()
+    reports = CommandReports()
+    stopped_at_cap = _relay(proc, report_read, reports, events, clock)
+    returncode = proc.wait()
+    train_seconds = time.time() - start
+
+    if stopped_at_cap:
+        if reports.score is None:
+            raise TrialFailed(HYPERPARAMETER,
+                              f"no score reported before the cost cap ({trial.cost_cap:.0f} s)")
+    elif returncode < 0:
+        # A signal (SIGSEGV, the OOM killer's SIGKILL) is the config's doing even before the first
+        # report: a broken install exits with an error code instead.
+        raise TrialFailed(HYPERPARAMETER, f"command killed by {signal.Signals(-returncode).name}")
+    elif returncode != 0:
+        category = HYPERPARAMETER if reports.count else SETUP
+        raise TrialFailed(category, f"command exited with code {returncode}")
+    elif reports.score is None:
+        raise TrialFailed(SETUP, "command exited 0 without reporting a score (see sweepd/report.py)")
+    events.emit("result", score=reports.score, score_stderr=0.0, per_seed=[reports.score],
+                cost=clock.elapsed(), train_seconds=train_seconds, eval_seconds=0.0, steps=reports.step,
+                truncated=stopped_at_cap and not reports.final, checkpoint=reports.checkpoint)
+
+
+def _relay(proc: subprocess.Popen[bytes], report_fd: int, reports: CommandReports, events: EventWriter,
+           clock: CostClock) -> bool:
+    """Relay reports from the command's stdout and report fd until it ends; True when it was
+    stopped at the cost cap."""
+    assert proc.stdout is not None
+    selector = selectors.DefaultSelector()
+    pending = {proc.stdout.fileno(): b"", report_fd: b""}
+    for fd in pending:
+        selector.register(fd, selectors.EVENT_READ)
+    term_at, kill_at = clock.at(COMMAND_TERM_BEFORE_S), clock.at(COMMAND_KILL_BEFORE_S)
+    stopped = False
+    while pending or proc.poll() is None:
+        now = time.time()
+        if not stopped and now >= term_at:
+            stopped = True
+            _signal_group(proc, signal.SIGTERM)
+        if stopped and now >= kill_at:
+            if proc.poll() is None:
+                _signal_group(proc, signal.SIGKILL)
+            elif now >= kill_at + COMMAND_KILL_BEFORE_S:
+                break  # a descendant that left the process group still holds the pipes open
+        # Wake for the next deadline, or every 50 ms once only the process is left to reap.
+        wake = term_at if not stopped else kill_at
+        timeout = min(max(wake - now, 0.01), 0.05) if not pending or stopped else max(0.0, wake - now)
+        if not pending:
+            time.sleep(timeout)
+            continue
+        for key, _ in selector.select(timeout=timeout):
+            fd = key.fd
+            data = os.read(fd, 65536)
+            if not data:
+                selector.unregister(fd)
+                _handle_lines(pending.pop(fd), fd == report_fd, reports, events, clock)
+                continue
+            buffered = pending[fd] + data
+            *lines, pending[fd] = buffered.split(b"\n")
+            _handle_lines(b"\n".join(lines), fd == report_fd, reports, events, clock)
+    selector.close()
+    os.close(report_fd)
+    return stopped
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def _handle_lines(chunk: bytes, from_report_fd: bool, reports: CommandReports, events: EventWriter,
+                  clock: CostClock) -> None:
+    for raw in chunk.split(b"\n"):
+        if not raw.strip():
+            continue
+        text = raw.decode(errors="replace")
+        message = None
+        with contextlib.suppress(ValueError):
+            message = json.loads(text)
+        if isinstance(message, dict) and reports.take(message):
+            events.emit("progress", step=reports.step, score=reports.score, elapsed=clock.elapsed())
+        elif from_report_fd:
+            print(f"sweepd worker: ignored report line {text!r}", file=sys.stderr, flush=True)
+        else:
+            # The command's own output goes to the trial log, as it would without sweepd.
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
