@@ -57,7 +57,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sweepd.spec import SpecError
+from sweepd.settings import SpecError
 
 TRIAL_SECTIONS = ("train", "env", "policy")
 # The worker sets these per trial (EnvFamily.resolve); a trial config must not carry them.

@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine, Float, bindparam, case, func, literal
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from sweepd.spec import SweepSettings
+from sweepd.settings import SweepSettings
 from sweepd.store.db import clock, epoch_now
 from sweepd.store.models import (
     ABANDONED,
@@ -689,9 +689,7 @@ def _sweep_constants(conn: Connection, sweep_id: int) -> _Constants:
 def cost_cap(spec: dict[str, Any]) -> float:
     """One trial's worst-case cost from a stored spec: `SweepSettings.cost_cap`, the wall seconds
     after which its worker stops training (max_suggestion_cost x cost_tolerance)."""
-    settings = spec["settings"]
-    known = {k: settings[k] for k in ("max_suggestion_cost", "cost_tolerance") if k in settings}
-    return SweepSettings(**known).cost_cap
+    return SweepSettings.from_json(spec["settings"]).cost_cap
 
 
 def _spending(conn: Connection | Session, sweep_id: int, *, costed: bool) -> tuple[float, int]:

@@ -1,0 +1,61 @@
+"""A sweep's `[sweep]` settings and the trial cost cap they set, and `SpecError`, the one error a
+wrong sweep file raises.
+
+A leaf: it imports nothing from sweepd, so the spec reader, PufferLib's config mapper and the
+store all depend on it without depending on each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+
+class SpecError(ValueError):
+    """A sweep file is wrong; `str()` is one line naming file, line (when known) and the fix."""
+
+    def __init__(self, path: str | Path | None, message: str, line: int | None = None,
+                 column: int | None = None) -> None:
+        self.path, self.line, self.column, self.message = str(path) if path else None, line, column, message
+        where = (self.path or "") + (f":{line}" if line else "") + (f":{column}" if column else "")
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """The `[sweep]` table: what to optimize, how, and how much to spend."""
+
+    metric: str = "score"
+    direction: str = "maximize"
+    searcher: str = "carbs"
+    seed: int = 0
+    max_suggestion_cost: float = 120.0
+    cost_tolerance: float = 1.25
+    max_trials: int = 20
+    max_total_cost: float = 0.0
+    num_random_samples: int = 4
+    resample_frequency: int = 5
+    eval_episodes: int = 8
+    eval_seeds: int = 2
+    priority: int = 0
+    max_slots: int = 0
+    wandb_project: str = ""
+    # The searched param that sets training length ("train.total_timesteps"): on a box without a
+    # GPU, `sweepd launch` rescales its range by measured steps/s to fit max_suggestion_cost
+    # (sweepd/budget.py). Empty: never rescaled.
+    budget_param: str = ""
+
+    @property
+    def cost_cap(self) -> float:
+        """Wall seconds after which the worker stops training and evaluates."""
+        return self.max_suggestion_cost * self.cost_tolerance
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SweepSettings:
+        """Settings as stored (`SweepSpec.to_json()["settings"]`); keys this sweepd does not know
+        (stored by a newer one) are ignored, missing ones take defaults."""
+        return cls(**{k: v for k, v in data.items() if k in SETTING_KEYS})
+
+
+SETTING_KEYS = tuple(f.name for f in fields(SweepSettings))
