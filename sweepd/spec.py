@@ -130,15 +130,16 @@ def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None) -> Swe
         if key not in SETTING_KEYS:
             raise SpecError(None, f"{_option(key)}: no such [sweep] setting{_did_you_mean(key, SETTING_KEYS)}")
     path = find_sweep_file(name_or_path)
+    sources = SourceLines()
     if path.suffix == ".ini":
         name = name_or_path.removeprefix(PUFFER_PREFIX)
         raw, chain = _puffer_table(name)
     else:
-        raw, chain = _load_chain(path, seen=())
+        raw, chain = _load_chain(path, (), sources)
         name = path.stem
     if given:
         raw.setdefault("sweep", {}).update(given)
-    return _resolve(raw, path, chain, name, frozenset(given))
+    return _resolve(raw, path, chain, name, sources, frozenset(given))
 
 
 def _option(key: str) -> str:
@@ -156,11 +157,8 @@ def _puffer_table(env_name: str) -> tuple[dict[str, Any], tuple[Path, ...]]:
     return copy.deepcopy(puffer.raw), (puffer.config.path, puffer.config.default_path)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError(path, f"cannot read: {exc.strerror}") from exc
+def _read_toml(path: Path, sources: SourceLines) -> dict[str, Any]:
+    text = sources.text(path)
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -170,26 +168,33 @@ def _read_toml(path: Path) -> dict[str, Any]:
             message = str(exc)[: match.start()]
             raise SpecError(path, f"TOML syntax error: {message}", int(match[1]), int(match[2])) from exc
         raise SpecError(path, f"TOML syntax error: {exc}") from exc
+    except RecursionError as exc:  # tomllib recurses once per nested array or inline table
+        raise SpecError(path, "TOML syntax error: arrays or inline tables nested too deeply") from exc
 
 
-def _load_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], tuple[Path, ...]]:
+def _load_chain(path: Path, seen: tuple[Path, ...],
+                sources: SourceLines) -> tuple[dict[str, Any], tuple[Path, ...]]:
     """The file merged over what it extends; returns the merged dict and the files used."""
     if path.resolve() in seen:
         raise SpecError(path, "extends itself through " + " -> ".join(p.name for p in seen))
-    data = _read_toml(path)
-    _check_keys(data, path)
+    data = _read_toml(path, sources)
+    _check_keys(data, path, sources)
     parent_name = data.pop("extends", None)
     if parent_name is None:
         return data, (path,)
-    if not isinstance(parent_name, str):
-        raise SpecError(path, "'extends' must be a sweep name such as \"default\"", _line_of(path, "extends"))
+    if not isinstance(parent_name, str) or not parent_name:
+        raise SpecError(path, "'extends' must be a sweep name such as \"default\"",
+                        sources.line_of(path, "extends"))
     parent_path = path.parent / f"{parent_name}.toml"
     if not parent_path.is_file():
-        parent_path = find_sweep_file(parent_name)
+        try:
+            parent_path = find_sweep_file(parent_name)
+        except SpecError as exc:  # the mistake is in the file that extends, not in the file it names
+            raise SpecError(path, f"extends \"{parent_name}\": {exc}", sources.line_of(path, "extends")) from exc
     if parent_path.suffix == ".ini":  # extends a PufferLib env's config: its mapped sweep
         parent, chain = _puffer_table(parent_name)
         return _merge(parent, data), (path, *chain)
-    parent, chain = _load_chain(parent_path, (*seen, path.resolve()))
+    parent, chain = _load_chain(parent_path, (*seen, path.resolve()), sources)
     return _merge(parent, data), (path, *chain)
 
 
@@ -203,38 +208,41 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _check_keys(data: dict[str, Any], path: Path) -> None:
+def _check_keys(data: dict[str, Any], path: Path, sources: SourceLines) -> None:
     """One file's shape: every table is a table, `command` a list of strings, and unknown keys are
     typos until proven otherwise (name the closest known key). Values are checked after merging."""
-    _unknown(data, TOP_KEYS, path, "")
+    _unknown(data, TOP_KEYS, path, "", sources)
     for key in ("sweep", "search", *SECTIONS):
         if key in data and not isinstance(data[key], dict):
             example = "[search.train.learning_rate]" if key == "search" else f"[{key}]"
             raise SpecError(path, f"'{key}' must be a table such as {example}, got {data[key]!r}",
-                            _line_in(path, "", key) or _line_of(path, key))
+                            sources.line_in(path, "", key) or sources.line_of(path, key))
     if "command" in data and not (isinstance(data["command"], list)
                                   and all(isinstance(c, str) for c in data["command"])):
         raise SpecError(path, f"command must be a list of strings such as [\"python\", \"train.py\"], "
-                              f"got {data['command']!r}", _line_of(path, "command"))
-    _unknown(data.get("sweep", {}), SETTING_KEYS, path, "[sweep] ")
+                              f"got {data['command']!r}", sources.line_of(path, "command"))
+    _unknown(data.get("sweep", {}), SETTING_KEYS, path, "[sweep] ", sources)
     for section, table in data.get("search", {}).items():
         if section not in SECTIONS:
             raise SpecError(path, f"unknown section [search.{section}]{_did_you_mean(section, SECTIONS)}",
-                            _line_of(path, f"search.{section}"))
+                            sources.line_of(path, f"search.{section}"))
         if not isinstance(table, dict):
             raise SpecError(path, f"[search] {section} must hold tables such as [search.{section}.learning_rate], "
-                                  f"got {table!r}", _line_in(path, "search", section) or _line_of(path, section))
+                                  f"got {table!r}",
+                            sources.line_in(path, "search", section) or sources.line_of(path, section))
         for key, param in table.items():
             if not isinstance(param, dict):
                 raise SpecError(path, f"[search.{section}.{key}] must be a table with space/min/max/center, "
-                                      f"got {param!r}", _line_in(path, f"search.{section}", key) or _line_of(path, key))
-            _unknown(param, PARAM_KEYS, path, f"[search.{section}.{key}] ")
+                                      f"got {param!r}", sources.line_in(path, f"search.{section}", key)
+                                      or sources.line_of(path, key))
+            _unknown(param, PARAM_KEYS, path, f"[search.{section}.{key}] ", sources)
 
 
-def _unknown(table: dict[str, Any], known: tuple[str, ...], path: Path, where: str) -> None:
+def _unknown(table: dict[str, Any], known: tuple[str, ...], path: Path, where: str, sources: SourceLines) -> None:
     for key in table:
         if key not in known:
-            raise SpecError(path, f"unknown key {where}'{key}'{_did_you_mean(key, known)}", _line_of(path, key))
+            raise SpecError(path, f"unknown key {where}'{key}'{_did_you_mean(key, known)}",
+                            sources.line_of(path, key))
 
 
 def _did_you_mean(word: Any, known: tuple[str, ...] | list[str]) -> str:
@@ -244,89 +252,148 @@ def _did_you_mean(word: Any, known: tuple[str, ...] | list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _line_of(path: Path, key: str) -> int | None:
-    """Line where `key` is assigned or opens a table: tomllib keeps no positions."""
-    last = key.rsplit(".", 1)[-1]
-    pattern = re.compile(rf"^\s*(\[+\s*[\w.\"]*{re.escape(last)}[\"]?\s*\]+|\"?{re.escape(last)}\"?\s*=)")
+def _decode(path: Path) -> str:
+    """A sweep file's text; SpecError naming the file when it cannot be read or is not UTF-8 text."""
     try:
-        for number, text in enumerate(path.read_text().splitlines(), start=1):
-            if pattern.search(text):
-                return number
-    except OSError:
-        return None
-    return None
-
-
-def _line_in(path: Path, table: str, key: str) -> int | None:
-    """Line where `key` is assigned inside `[table]` ("" for the top level, before any table)."""
-    header = re.compile(r"^\s*\[+\s*([^\]]*?)\s*\]+")
-    assignment = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=")
-    current = ""
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SpecError(path, f"cannot read: {exc.strerror or exc}") from exc
     try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return None
-    for number, text in enumerate(lines, start=1):
-        match = header.match(text)
-        if match:
-            current = re.sub(r"[\s\"']", "", match[1])
-        elif current == table and assignment.match(text):
-            return number
-    return None
+        # TOML is UTF-8; editors on Windows may start the file with a byte-order mark, which tomllib refuses.
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise SpecError(path, f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}): "
+                              "a sweep file is a TOML text file", line) from exc
 
 
-def _resolve(raw: dict[str, Any], path: Path, chain: tuple[Path, ...], name: str,
+_HEADER = re.compile(r"^\s*\[+\s*([^\]]*?)\s*\]+")
+_ASSIGNMENT = re.compile(r"^\s*([\w\-.\"' ]+?)\s*=")
+_QUOTES_AND_SPACES = re.compile(r"[\s\"']")
+
+
+@dataclass(frozen=True)
+class KeyLines:
+    """Where one file names its keys (tomllib keeps no positions); the first mention wins."""
+
+    tables: dict[str, int]            # "search.train.learning_rate" -> the line of its [header]
+    keys: dict[tuple[str, str], int]  # (table, key) -> the line of `key = ...` in [table]; "" is the top level
+    names: dict[str, int]             # a key's last dotted part -> the first line assigning it or opening its table
+
+
+def scan_key_lines(text: str) -> KeyLines:
+    """One pass over a file's lines: every later lookup is a dict read."""
+    tables: dict[str, int] = {}
+    keys: dict[tuple[str, str], int] = {}
+    names: dict[str, int] = {}
+    table = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header:
+            table = _QUOTES_AND_SPACES.sub("", header[1])
+            tables.setdefault(table, number)
+            names.setdefault(table.rsplit(".", 1)[-1], number)
+            continue
+        assignment = _ASSIGNMENT.match(line)
+        if assignment:
+            key = _QUOTES_AND_SPACES.sub("", assignment[1])
+            keys.setdefault((table, key), number)
+            names.setdefault(key.rsplit(".", 1)[-1], number)
+    return KeyLines(tables, keys, names)
+
+
+class SourceLines:
+    """The files of one `load_spec`, each read and scanned once. Rescanning a file per param made
+    validation quadratic (4,000 params took 46 s; benchmarks/spec_validate.py)."""
+
+    def __init__(self) -> None:
+        self._texts: dict[Path, str] = {}
+        self._lines: dict[Path, KeyLines | None] = {}
+
+    def text(self, path: Path) -> str:
+        """The file's text, a UTF-8 byte-order mark dropped."""
+        if path not in self._texts:
+            self._texts[path] = _decode(path)
+        return self._texts[path]
+
+    def line_of(self, path: Path, key: str) -> int | None:
+        """The first line where `key` (its last dotted part) is assigned or opens a table."""
+        lines = self._scan(path)
+        return lines.names.get(key.rsplit(".", 1)[-1]) if lines else None
+
+    def line_in(self, path: Path, table: str, key: str) -> int | None:
+        """The line where `key` is assigned inside `[table]` ("" for the top level, before any table)."""
+        lines = self._scan(path)
+        return lines.keys.get((table, key)) if lines else None
+
+    def table_line(self, path: Path, table: str) -> int | None:
+        """The line of the `[table]` header ("search.train.learning_rate")."""
+        lines = self._scan(path)
+        return lines.tables.get(table) if lines else None
+
+    def _scan(self, path: Path) -> KeyLines | None:
+        if path not in self._lines:
+            try:
+                self._lines[path] = scan_key_lines(self.text(path))
+            except SpecError:  # a file that cannot be read has no line to point at
+                self._lines[path] = None
+        return self._lines[path]
+
+
+def _resolve(raw: dict[str, Any], path: Path, chain: tuple[Path, ...], name: str, sources: SourceLines,
              overridden: frozenset[str] = frozenset()) -> SweepSpec:
     from sweepd import envs  # the registry of env families; imported late to keep spec light
 
-    settings = _settings(raw.get("sweep", {}), path, chain, overridden)
+    settings = _settings(raw.get("sweep", {}), chain, sources, overridden)
     trainer = raw.get("trainer", "puffer")
     if trainer not in TRAINERS:
         raise SpecError(path, f"trainer must be one of {', '.join(TRAINERS)}, got '{trainer}'",
-                        _line_of(path, "trainer"))
+                        sources.line_of(path, "trainer"))
     command = raw.get("command") or []
     if trainer == "command" and not (
             isinstance(command, list) and command and all(isinstance(c, str) for c in command)):
         raise SpecError(path, "trainer = \"command\" needs command = [\"python\", \"train.py\", ...]",
-                        _line_of(path, "command"))
+                        sources.line_of(path, "command"))
     env = raw.get("env_name")
     if not isinstance(env, str) or not env:
         raise SpecError(path, "missing env_name = \"<name>\" (the environment to train on)")
     if trainer == "puffer" and env not in envs.names():
-        raise SpecError(path, str(envs.UnknownEnvError(env, envs.names())), _line_of(path, "env_name"))
+        raise SpecError(path, str(envs.UnknownEnvError(env, envs.names())),
+                        sources.line_of(path, "env_name"))
     defaults = {section: dict(raw.get(section) or {}) for section in SECTIONS}
-    params = tuple(_param(f"{section}.{key}", table, _owner(chain, key))
+    params = tuple(_param(f"{section}.{key}", table, _owner(chain, key, sources), sources)
                    for section, tables in sorted(raw.get("search", {}).items())
                    for key, table in sorted(tables.items()))
     if not params:
         # A searcher needs a space to search; one config over many seeds is not a sweep.
         raise SpecError(path, "nothing to search: add a searched param such as [search.train.learning_rate] "
-                              "with space, min and max", _line_of(path, "search"))
-    _check_command_placeholders(trainer, command, params, defaults, path)
+                              "with space, min and max", sources.line_of(path, "search"))
+    _check_command_placeholders(trainer, command, params, defaults, path, sources)
     if settings.budget_param and settings.budget_param not in {p.name for p in params}:
-        owner = _owner(chain, "budget_param")
+        owner = _owner(chain, "budget_param", sources)
         raise SpecError(owner, f"[sweep] budget_param '{settings.budget_param}' names no searched param",
-                        _line_of(owner, "budget_param"))
+                        sources.line_of(owner, "budget_param"))
     return SweepSpec(name=name, env=env, trainer=trainer, settings=settings, params=params,
                      defaults=defaults, command=tuple(command), source=" <- ".join(map(str, chain)))
 
 
-def _owner(chain: tuple[Path, ...], key: str) -> Path:
+def _owner(chain: tuple[Path, ...], key: str, sources: SourceLines) -> Path:
     """The file in the extends chain that mentions `key` first: where its error belongs."""
     for path in chain:
-        if _line_of(path, key):
+        if sources.line_of(path, key):
             return path
     return chain[0]
 
 
-def _settings(table: dict[str, Any], path: Path, chain: tuple[Path, ...],
+def _settings(table: dict[str, Any], chain: tuple[Path, ...], sources: SourceLines,
               overridden: frozenset[str] = frozenset()) -> SweepSettings:
     def fail(key: str, message: str) -> SpecError:
         """The error where the value came from: the command-line option, else the file that sets it."""
         if key in overridden:
             return SpecError(None, f"{_option(key)}: {message}")
-        owner = _owner(chain, key)
-        return SpecError(owner, f"[sweep] {message}", _line_in(owner, "sweep", key) or _line_of(owner, key))
+        owner = _owner(chain, key, sources)
+        return SpecError(owner, f"[sweep] {message}",
+                         sources.line_in(owner, "sweep", key) or sources.line_of(owner, key))
 
     base = SweepSettings()
     values: dict[str, Any] = {}
@@ -372,9 +439,9 @@ def _settings(table: dict[str, Any], path: Path, chain: tuple[Path, ...],
     return settings
 
 
-def _param(name: str, table: dict[str, Any], path: Path) -> Param:
+def _param(name: str, table: dict[str, Any], path: Path, sources: SourceLines) -> Param:
     key = name.split(".", 1)[1]
-    line = _line_of(path, key)
+    line = sources.table_line(path, f"search.{name}") or sources.line_of(path, key)
 
     def fail(message: str) -> SpecError:
         return SpecError(path, f"[search.{name}] {message}", line)
@@ -446,7 +513,7 @@ def _middle(space: str, low: float, high: float) -> float:
 
 
 def _check_command_placeholders(trainer: str, command: list[str], params: tuple[Param, ...],
-                                defaults: dict[str, dict[str, Any]], path: Path) -> None:
+                                defaults: dict[str, dict[str, Any]], path: Path, sources: SourceLines) -> None:
     """Every {section.key} in a command must name a param or a default: a typo fails here."""
     if trainer != "command":
         return
@@ -456,4 +523,4 @@ def _check_command_placeholders(trainer: str, command: list[str], params: tuple[
         for placeholder in re.findall(r"\{([^{}]+)\}", part):
             if placeholder not in known:
                 raise SpecError(path, f"command placeholder '{{{placeholder}}}' names no param or default"
-                                      f"{_did_you_mean(placeholder, sorted(known))}", _line_of(path, "command"))
+                                      f"{_did_you_mean(placeholder, sorted(known))}", sources.line_of(path, "command"))
