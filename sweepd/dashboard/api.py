@@ -17,9 +17,13 @@ from sqlalchemy import Engine
 from sweepd.front import SweepFront, front
 from sweepd.store import review
 from sweepd.store.boxes import box_status
-from sweepd.store.queue import TrialInfo
+from sweepd.store.queue import NotFound, SweepInfo, TrialInfo
 
 REASON_CHARS = 200  # the trial list carries the first line of a failure; the trial view the whole text
+# Sweep ids and trial numbers are INTEGER columns, 32-bit on PostgreSQL: a larger value from a URL
+# is no row, and asking the database for it raises (PostgreSQL: integer out of range; SQLite:
+# OverflowError past 64 bits) instead of finding nothing.
+MAX_ROW_NUMBER = 2**31 - 1
 
 
 class Api:
@@ -36,7 +40,7 @@ class Api:
 
     def sweep(self, ref: str) -> dict[str, Any]:
         """`/api/sweeps/{id}`: the summary, its settings and searched params, and a version to poll."""
-        info = review.find_sweep(self.engine, ref)
+        info = self._find_sweep(ref)
         summary = review.sweep_summaries(self.engine, [info.id])[0]
         return _clean({**asdict(summary), "direction": info.spec["settings"].get("direction", "maximize"),
                        "settings": info.spec.get("settings", {}), "params": info.spec.get("params", []),
@@ -47,10 +51,14 @@ class Api:
         """`/api/sweeps/{id}/trials`: every trial without its curve, in number order."""
         return [_trial_row(t) for t in self._front(ref).trials]
 
-    def trial(self, ref: str, number: int) -> dict[str, Any]:
-        """`/api/sweeps/{id}/trials/{n}`: one trial with its learning curve and log tail."""
-        info = review.find_sweep(self.engine, ref)
-        trial = review.get_trial(self.engine, info.id, number)
+    def trial(self, ref: str, number: str) -> dict[str, Any]:
+        """`/api/sweeps/{id}/trials/{n}`: one trial with its learning curve and log tail; `number` as
+        the URL gives it (ASCII digits)."""
+        info = self._find_sweep(ref)
+        row_number = _row_number(number)
+        if row_number is None:
+            raise NotFound(f"sweep {info.name} has no trial {number}")
+        trial = review.get_trial(self.engine, info.id, row_number)
         row = _trial_row(trial, full=True)
         metrics = trial.metrics or {}
         row["curve"] = _clean(metrics.get("curve", []))
@@ -68,8 +76,21 @@ class Api:
         """`/api/boxes`: boxes, each slot's trial and reservation, as `sweepd boxes` shows them."""
         return [_clean(asdict(b)) for b in box_status(self.engine)]
 
+    def _find_sweep(self, ref: str) -> SweepInfo:
+        """The sweep a URL names, by name or id. A ref the database cannot hold is answered here: no
+        name holds a NUL byte (PostgreSQL refuses one in text), and digits past an id column are a
+        name only, since the store would also try them as an id."""
+        if "\x00" in ref:
+            raise NotFound(f"no sweep {ref!r}")
+        if ref.isdigit() and _row_number(ref) is None:
+            named = [s.id for s in review.sweep_summaries(self.engine) if s.name == ref]
+            if not named:
+                raise NotFound(f"no sweep '{ref}'")
+            ref = str(named[0])
+        return review.find_sweep(self.engine, ref)
+
     def _front(self, ref: str) -> SweepFront:
-        info = review.find_sweep(self.engine, ref)
+        info = self._find_sweep(ref)
         version = review.sweep_version(self.engine, info.id)
         with self._lock:
             cached = self._cache.get(info.id)
@@ -80,6 +101,15 @@ class Api:
         with self._lock:
             self._cache[info.id] = (version, result)
         return result
+
+
+def _row_number(text: str) -> int | None:
+    """An id or trial number from a URL, or None when no row can have it (not ASCII digits, or past
+    the column): "²" is a digit to `str.isdigit` but not to `int`."""
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(MAX_ROW_NUMBER))):
+        return None
+    number = int(text)
+    return number if number <= MAX_ROW_NUMBER else None
 
 
 def _trial_row(t: TrialInfo, full: bool = False) -> dict[str, Any]:

@@ -24,6 +24,7 @@ import json
 import re
 import socket
 import sys
+import traceback
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,7 +47,7 @@ ROUTES: list[Route] = [
     (re.compile(r"/api/sweeps"), lambda api, m: api.sweeps()),
     (re.compile(r"/api/sweeps/([^/]+)"), lambda api, m: api.sweep(m[1])),
     (re.compile(r"/api/sweeps/([^/]+)/trials"), lambda api, m: api.trials(m[1])),
-    (re.compile(r"/api/sweeps/([^/]+)/trials/(\d+)"), lambda api, m: api.trial(m[1], int(m[2]))),
+    (re.compile(r"/api/sweeps/([^/]+)/trials/([0-9]+)"), lambda api, m: api.trial(m[1], m[2])),
     (re.compile(r"/api/sweeps/([^/]+)/front"), lambda api, m: api.front(m[1])),
     (re.compile(r"/api/boxes"), lambda api, m: api.boxes()),
 ]
@@ -109,6 +110,12 @@ class Handler(BaseHTTPRequestHandler):
             # An empty or unreachable database: say so on the page instead of a stack trace.
             first = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
             return self._json({"error": f"database not readable: {first}"}, HTTPStatus.SERVICE_UNAVAILABLE)
+        except Exception as exc:
+            # A bug: its traceback goes to the dashboard's stderr, and the page still gets JSON,
+            # not a connection closed without a reply.
+            traceback.print_exc(file=sys.stderr)
+            return self._json({"error": f"internal error: {type(exc).__name__}; the traceback is in the "
+                                        "dashboard's log"}, HTTPStatus.INTERNAL_SERVER_ERROR)
         return self._json(data)
 
     def _static(self, name: str) -> None:

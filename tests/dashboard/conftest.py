@@ -47,24 +47,40 @@ class Served:
     sweep: SweepInfo
 
 
-@pytest.fixture
-def review_sweep(sqlite_url: str) -> tuple[str, SweepInfo]:
-    """A finished 12-trial sweep in a fresh SQLite file."""
-    engine = db.open_store(sqlite_url)
+def make_review_sweep(db_url: str) -> SweepInfo:
+    """A finished 12-trial sweep and a registered box in the (empty) database at `db_url`."""
+    engine = db.open_store(db_url)
     sweep = queue.create_sweep(engine, SPEC, owner="alice")
     queue.import_trials(engine, sweep.id, results())
     queue.register_box(engine, "gpu-box-1", 2, "cuda", "alice", "gpu-box-1:1:abc")
-    return sqlite_url, queue.get_sweep(engine, sweep.id)
+    return queue.get_sweep(engine, sweep.id)
 
 
-@pytest.fixture
-def served(review_sweep: tuple[str, SweepInfo]) -> Iterator[Served]:
+def serve(db_url: str, sweep: SweepInfo) -> Iterator[Served]:
+    """A dashboard over `db_url` on a free port, in a thread, for the test's duration."""
     from sweepd.dashboard.server import make_server
 
-    db_url, sweep = review_sweep
     server = make_server(db_url, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield Served(server.url, db_url, sweep)
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def review_sweep(sqlite_url: str) -> tuple[str, SweepInfo]:
+    """A finished 12-trial sweep in a fresh SQLite file."""
+    return sqlite_url, make_review_sweep(sqlite_url)
+
+
+@pytest.fixture
+def served(review_sweep: tuple[str, SweepInfo]) -> Iterator[Served]:
+    """The dashboard over the SQLite review sweep."""
+    yield from serve(*review_sweep)
+
+
+@pytest.fixture
+def served_on_each_db(db_url: str) -> Iterator[Served]:
+    """The dashboard over the review sweep, once on SQLite and once on PostgreSQL."""
+    yield from serve(db_url, make_review_sweep(db_url))

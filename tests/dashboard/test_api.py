@@ -153,3 +153,56 @@ def test_version_changes_when_a_trial_starts_or_finishes(review_sweep):
 def test_only_loopback_hosts_count_as_private():
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("10.1.2.3") and not is_loopback("myhost")
+
+
+def refused(url: str) -> tuple[int, dict[str, Any]]:
+    """The status and JSON body of a request the API refuses."""
+    with pytest.raises(urllib.error.HTTPError) as info:
+        get(url)
+    assert info.value.headers["Content-Type"] == "application/json"
+    return info.value.code, json.load(info.value)
+
+
+# What a URL can name that no row can have: past the 32-bit id column (PostgreSQL: integer out of
+# range), past SQLite's 64 bits (OverflowError), a NUL byte (PostgreSQL refuses it in text), digits
+# that str.isdigit accepts and int() refuses ("²") or reads as another id ("١" is 1).
+IMPOSSIBLE_REFS = ["2147483648", "9223372036854775808", "99999999999999999999", "9" * 5000,
+                   "%00", "a%00b", "1%00", "%C2%B2", "%D9%A1"]
+
+
+@pytest.mark.parametrize("ref", IMPOSSIBLE_REFS)
+def test_a_sweep_ref_no_row_can_have_is_a_json_404_without_traceback(served_on_each_db, ref, capsys):
+    """Each answered an empty reply and printed an 80-line traceback."""
+    for route in ("", "/trials", "/front", "/trials/1"):
+        code, body = refused(f"{served_on_each_db.url}api/sweeps/{ref}{route}")
+        assert code == 404 and body["error"].startswith("no sweep "), (route, body)
+    assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("number", ["0", "2147483648", "9223372036854775808", "99999999999999999999", "9" * 5000,
+                                    "%D9%A1", "1%00"])
+def test_a_trial_number_no_row_can_have_is_a_json_404_without_traceback(served_on_each_db, number, capsys):
+    sweep = served_on_each_db.sweep
+    code, body = refused(f"{served_on_each_db.url}api/sweeps/{sweep.id}/trials/{number}")
+    assert code == 404 and "error" in body, body
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_sweep_named_with_digits_past_the_id_column_is_found_by_name(served_on_each_db):
+    engine = db.open_store(served_on_each_db.db_url)
+    named = queue.create_sweep(engine, served_on_each_db.sweep.spec, owner="alice", name="3000000000")
+    assert get(f"{served_on_each_db.url}api/sweeps/3000000000")["id"] == named.id
+    assert get(f"{served_on_each_db.url}api/sweeps/3000000000/trials") == []
+    assert get(f"{served_on_each_db.url}api/sweeps/{served_on_each_db.sweep.id}")["id"] == served_on_each_db.sweep.id
+
+
+def test_an_internal_error_is_a_json_500_and_its_traceback_goes_to_the_log(served, monkeypatch, capsys):
+    from sweepd.dashboard.api import Api
+
+    def broken(self: Api) -> list[dict[str, Any]]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Api, "boxes", broken)
+    code, body = refused(served.url + "api/boxes")
+    assert code == 500 and body["error"].startswith("internal error: RuntimeError"), body
+    assert "RuntimeError: a bug" in capsys.readouterr().err
