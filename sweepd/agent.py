@@ -1,6 +1,6 @@
 """The daemon on a box: lease work for free slots, run one worker subprocess per trial, heartbeat
 the leases, record what the workers report. It is the only process on its box that writes to
-the database; workers talk to it over a pipe (JSON lines, see sweepd/worker.py).
+the database; workers talk to it over a pipe (sweepd/protocol.py).
 
 The loop, top to bottom: heartbeat our leases and the box, reap expired leases -> lease work for
 free slots -> read worker reports -> collect exited workers -> enforce deadlines and shutdown.
@@ -11,7 +11,6 @@ with backoff, and the agent re-attaches to its leases by token when the database
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import selectors
@@ -31,15 +30,16 @@ from typing import Any, Protocol
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from sweepd.lifeline import die_with_parent
-from sweepd.search import Observation, create_searcher
+from sweepd.advisor import ProposalFailed, propose
+from sweepd.errors import first_line
+from sweepd.host import current_user, visible_gpus
+from sweepd.protocol import TrialPayload
 from sweepd.spec import SweepSpec
 from sweepd.store import queue
 from sweepd.store.db import data_dir
-from sweepd.store.models import HYPERPARAMETER, INFRA, SETUP, SWEEP_PAUSED, SWEEP_RUNNING
+from sweepd.store.models import INFRA, SETUP, SWEEP_PAUSED, SWEEP_RUNNING
+from sweepd.worker_process import WORKER_COMMAND, Worker, log_tail, start_process
 
-LOG_TAIL_LINES = 20
-CURVE_POINTS = 400           # learning-curve points kept per trial (older ones thinned)
 KILL_AFTER_CAP = 1.5         # a worker still alive at cost_cap * this (+ startup slack) is killed
 STARTUP_SLACK_S = 60.0       # interpreter, torch and env start-up are not the trial's fault
 TERM_GRACE_S = 10.0          # SIGTERM -> SIGKILL
@@ -48,166 +48,6 @@ KILL_WAIT_S = 5.0            # after SIGKILL, how long an exiting agent waits fo
 IDLE_POLL_S = 2.0            # a slot that found no work asks again after this long
 SPAWN_RETRY_S = 10.0         # after this box failed to start a worker, lease nothing for this long
 OUTAGE_RETRY_S = 0.25        # first retry after a database error; doubles up to the heartbeat interval
-WORKER_COMMAND = (sys.executable, "-m", "sweepd.worker")
-
-
-def current_user() -> str:
-    """The user sweepd acts for: $SWEEPD_USER, else the OS login."""
-    import getpass
-
-    return os.environ.get("SWEEPD_USER") or getpass.getuser()
-
-
-def visible_gpus() -> list[str]:
-    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES entries (indices or UUIDs), without
-    importing torch (the agent stays light). Slot i of a cuda agent runs on entry i: an agent
-    started with CUDA_VISIBLE_DEVICES=4,5 runs its trials on GPUs 4 and 5, not 0 and 1."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        ids = []
-        for entry in (e.strip() for e in visible.split(",")):
-            if not entry or entry.startswith("-"):
-                break  # CUDA ignores an invalid entry and every entry after it ("-1": no GPU)
-            ids.append(entry)
-        return ids
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    return [str(i) for i in range(sum(1 for line in out.stdout.splitlines() if line.startswith("GPU ")))]
-
-
-def detect_gpus() -> int:
-    """How many GPUs this process may use (`visible_gpus`)."""
-    return len(visible_gpus())
-
-
-class ProposalFailed(Exception):
-    """The sweep's searcher (or its stored spec) raised while proposing a trial: that sweep is
-    broken, not the agent, which pauses it and keeps serving the others."""
-
-    def __init__(self, sweep: queue.SweepInfo, error: Exception) -> None:
-        self.sweep, self.error = sweep, error
-        super().__init__(f"sweep {sweep.name}: {type(error).__name__}: {error}")
-
-
-def propose_next(sweep: queue.SweepInfo, history: queue.History) -> queue.Proposal:
-    """Rebuild the sweep's searcher from its history and ask it for the next config.
-
-    The searcher holds no state the database cannot rebuild, so any agent on any box gets the
-    same answer for the same history; minimized metrics are negated so searchers always maximize.
-    """
-    spec = SweepSpec.from_json(sweep.spec)
-    sign = 1.0 if spec.settings.direction == "maximize" else -1.0
-    options: dict[str, Any] = {}
-    if sweep.searcher == "carbs":
-        options = {"num_random_samples": spec.settings.num_random_samples,
-                   "resample_frequency": spec.settings.resample_frequency}
-    searcher = create_searcher(sweep.searcher, list(spec.params), seed=sweep.seed,
-                               max_suggestion_cost=sweep.max_suggestion_cost, **options)
-    for seen in history.observations:
-        score = seen.score * sign if not seen.failed else seen.score
-        searcher.observe(Observation(params=seen.params, score=score, cost=seen.cost, failed=seen.failed))
-    for params in history.pending:
-        searcher.add_pending(params)
-    suggestion = searcher.suggest()
-    predicted = suggestion.predicted_score
-    return queue.Proposal(params=dict(suggestion.params), kind=suggestion.kind,
-                          predicted_score=None if predicted is None else predicted * sign,
-                          predicted_cost=suggestion.predicted_cost)
-
-
-def parse_event(line: bytes) -> dict[str, Any] | None:
-    """One line from a worker's report pipe as a protocol event the agent can trust, or None.
-
-    Workers are user code at one remove (a command trainer, a PufferLib env): a line that is not
-    a JSON object with a known `event` is ignored; numbers that are missing, not numbers or not
-    finite become None (PostgreSQL's JSON has no NaN: one would fail every heartbeat); a failure
-    category other than setup or hyperparameter becomes hyperparameter; a result without a finite
-    score becomes a failure saying so. Everything else is kept, made JSON-safe.
-    """
-    try:
-        message = json.loads(line)
-    except ValueError:
-        return None  # a stray write to the report pipe is no reason to fail the trial
-    if not isinstance(message, dict) or message.get("event") not in ("started", "progress", "result", "failed"):
-        return None
-    event: dict[str, Any] = {str(key): _json_safe(value) for key, value in message.items()}
-    kind = event["event"]
-    if kind == "progress":
-        event.update(step=_number(event.get("step")), score=_number(event.get("score")),
-                     elapsed=_number(event.get("elapsed")))
-    elif kind == "result":
-        score = message.get("score")
-        if _number(score) is None:
-            # NaN or inf is what the config trained to (a diverged run); anything else is a broken worker.
-            diverged = isinstance(score, float) and not math.isfinite(score)
-            return {"event": "failed", "category": HYPERPARAMETER if diverged else SETUP,
-                    "reason": f"worker reported a result without a finite score (score: {score!r})"}
-        cost = _number(event.get("cost"))
-        event.update(score=float(score), score_stderr=_number(event.get("score_stderr")),
-                     cost=cost if cost is not None and cost >= 0 else None, truncated=event.get("truncated") is True)
-    elif kind == "failed":
-        reason = event.get("reason")
-        event["reason"] = reason if isinstance(reason, str) and reason.strip() else "worker reported a failure"
-        if event.get("category") not in (SETUP, HYPERPARAMETER):
-            event["category"] = HYPERPARAMETER
-    return event
-
-
-def _number(value: Any) -> float | None:
-    """A finite int or float as float; None for anything else (bool, str, null, NaN, inf)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def _json_safe(value: Any) -> Any:
-    """`value` with every non-finite float replaced by None, at any depth."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-@dataclass
-class Worker:
-    """One trial's subprocess as the agent tracks it."""
-
-    lease: queue.Lease
-    slot: int
-    proc: subprocess.Popen[bytes]
-    report_fd: int
-    log_path: Path
-    spawned: float
-    kill_at: float
-    buffer: bytes = b""
-    training_started: bool = False
-    result: dict[str, Any] | None = None
-    failure: dict[str, Any] | None = None
-    curve: list[list[float]] = field(default_factory=list)
-    last_progress: dict[str, Any] = field(default_factory=dict)
-    stop_reason: str | None = None     # why the agent is stopping it (shutdown, lease lost, ...)
-    term_sent_at: float | None = None
-    ended_at: float | None = None      # when it reported its result or failure: it only has to exit now
-    timed_out: bool = False            # killed at `kill_at` without having reported an end
-    timed_out_after: float = 0.0       # seconds from spawn to that kill
-    exit_overdue: bool = False         # killed for not exiting within EXIT_GRACE_S of reporting its end
-    eof: bool = False
-    # Wall-clock times (epoch s) of spawn, training start, first and last progress, and result:
-    # where a trial's time went besides training (benchmarks/trial_overhead.py reads them).
-    timeline: dict[str, float] = field(default_factory=dict)
-
-    def metrics(self) -> dict[str, Any]:
-        return {"curve": self.curve, "progress": self.last_progress, "log": str(self.log_path),
-                "timeline": self.timeline}
-
-    @property
-    def label(self) -> str:
-        return f"{self.lease.sweep_name}#{self.lease.number}"
 
 
 class TrialTracker(Protocol):
@@ -240,7 +80,7 @@ class Agent:
     on_tick: Callable[[Agent], None] | None = None
     tracker: TrialTracker | None = None     # wandb runs, written off the loop (sweepd/tracking.py)
     log: Callable[[str], None] = field(default=lambda message: print(message, file=sys.stderr, flush=True))
-    worker_command: tuple[str, ...] = WORKER_COMMAND  # reads the trial on stdin (sweepd/worker.py)
+    worker_command: tuple[str, ...] = WORKER_COMMAND  # reads the trial on stdin (sweepd/worker/)
 
     def __post_init__(self) -> None:
         if self.slots < 1:
@@ -333,7 +173,7 @@ class Agent:
                 continue
             holder = queue.Holder(agent=self.id, box=self.box, slot=slot, user=self.user)
             try:
-                lease = queue.lease_trial(self.engine, holder, self._propose, self.lease_seconds, self.sweep_ids)
+                lease = queue.lease_trial(self.engine, holder, propose, self.lease_seconds, self.sweep_ids)
             except DBAPIError as exc:
                 self._database_down(exc)
                 self._next_lease = now + self._backoff
@@ -352,20 +192,13 @@ class Agent:
                 self._next_lease = now + SPAWN_RETRY_S  # this box cannot start workers: stop taking trials
                 return
 
-    def _propose(self, sweep: queue.SweepInfo, history: queue.History) -> queue.Proposal:
-        """`propose_next`, with whatever the sweep's searcher or spec raises tagged with the sweep."""
-        try:
-            return propose_next(sweep, history)
-        except Exception as exc:
-            raise ProposalFailed(sweep, exc) from exc
-
     def _pause_broken_sweep(self, failed: ProposalFailed) -> None:
         """A sweep whose searcher raises would fail on every agent that reaches it: pause it with the
         reason (`sweepd status` shows it; `sweepd retry` resumes it once fixed)."""
         error = failed.error
         frames = traceback.extract_tb(error.__traceback__)
         where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
-        reason = f"the searcher failed to propose a trial: {type(error).__name__}: {_first_line(error)}{where}"
+        reason = f"the searcher failed to propose a trial: {type(error).__name__}: {first_line(error)}{where}"
         try:
             queue.set_sweep_status(self.engine, failed.sweep.id, SWEEP_PAUSED, self.id, reason)
         except DBAPIError as exc:
@@ -381,26 +214,27 @@ class Agent:
         artifact_dir = self.artifacts / lease.sweep_name / f"trial-{lease.number}"
         try:
             spec = SweepSpec.from_json(lease.spec)
-            payload = json.dumps({
-                "trial_id": lease.trial_id, "sweep": lease.sweep_name, "number": lease.number, "env": spec.env,
-                "trainer": spec.trainer, "command": list(spec.command) or None,
-                "config": spec.trial_config(lease.params), "params": lease.params, "seed": lease.seed,
-                "cost_cap": spec.settings.cost_cap, "eval_episodes": spec.settings.eval_episodes,
-                "eval_seeds": spec.settings.eval_seeds, "artifact_dir": str(artifact_dir), "device": self.device,
-            }).encode()
+            payload = TrialPayload(
+                trial_id=lease.trial_id, sweep=lease.sweep_name, number=lease.number, env=spec.env,
+                trainer=spec.trainer, command=tuple(spec.command), config=spec.trial_config(lease.params),
+                params=lease.params, seed=lease.seed, cost_cap=spec.settings.cost_cap,
+                eval_episodes=spec.settings.eval_episodes, eval_seeds=spec.settings.eval_seeds,
+                artifact_dir=artifact_dir, device=self.device)
+            data = payload.encode()
         except Exception as exc:  # the stored spec cannot make this trial: neither can any other box
             self._fail_unstarted(lease, f"cannot build the trial from the sweep's spec: "
-                                        f"{type(exc).__name__}: {_first_line(exc)}", SETUP)
+                                        f"{type(exc).__name__}: {first_line(exc)}", SETUP)
             return True
         try:
-            proc, report_fd, log_path = self._start_worker(lease, slot, spec, artifact_dir)
+            gpu = self.gpus[slot] if self.device == "cuda" and self.gpus is not None else None
+            proc, report_fd, log_path = start_process(self.worker_command, payload, lease, gpu)
         except OSError as exc:  # mkdir, the log file, the pipe, fork or exec: this box's trouble
             self._fail_unstarted(lease, f"cannot start a worker on {self.box}: {exc}", INFRA)
             return False
         assert proc.stdin is not None
         # A worker that died at once (BrokenPipeError) is collected and classified like any exit.
         with contextlib.suppress(BrokenPipeError):
-            proc.stdin.write(payload)
+            proc.stdin.write(data)
         with contextlib.suppress(BrokenPipeError):
             proc.stdin.close()
         now = time.monotonic()
@@ -412,38 +246,6 @@ class Agent:
         self._write(lambda: queue.start_trial(self.engine, lease), lease)
         self.log(f"trial {worker.label} ({lease.kind}) on slot {slot}: {_short(lease.params)}")
         return True
-
-    def _start_worker(self, lease: queue.Lease, slot: int, spec: SweepSpec,
-                      artifact_dir: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
-        """The worker process and the read end of its report pipe; no fd is left open on OSError."""
-        artifact_dir.mkdir(parents=True, exist_ok=True)
-        log_path = artifact_dir / "worker.log"
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        if self.device == "cuda":
-            assert self.gpus is not None
-            env["CUDA_VISIBLE_DEVICES"] = self.gpus[slot]
-        else:
-            env["CUDA_VISIBLE_DEVICES"] = ""
-            env["OMP_NUM_THREADS"] = "1"  # 2 torch threads on a busy 2-core box run small ops 30-50x slower
-        read_fd, write_fd = os.pipe()
-        try:
-            os.set_blocking(read_fd, False)
-            env["SWEEPD_REPORT_FD"] = str(write_fd)
-            with open(log_path, "ab") as log:
-                log.write(f"--- trial {lease.number} attempt {lease.attempt} ({lease.kind}) {lease.params}\n".encode())
-                log.flush()
-                proc = subprocess.Popen(list(self.worker_command), stdin=subprocess.PIPE, stdout=log,
-                                        stderr=subprocess.STDOUT, pass_fds=(write_fd,), env=env,
-                                        start_new_session=True, preexec_fn=die_with_parent,
-                                        # `import pufferlib` symlinks ./resources into its cwd: keep that in
-                                        # the trial's dir, not the user's; a command trainer keeps the user's.
-                                        cwd=artifact_dir if spec.trainer == "puffer" else None)
-        except BaseException:
-            os.close(read_fd)
-            raise
-        finally:
-            os.close(write_fd)  # the worker holds its copy; EOF comes when it exits
-        return proc, read_fd, log_path
 
     def _fail_unstarted(self, lease: queue.Lease, reason: str, category: str) -> None:
         """Record a leased trial that never got a worker (no fd, no process is left behind)."""
@@ -473,34 +275,7 @@ class Agent:
             worker.buffer += chunk
             *lines, worker.buffer = worker.buffer.split(b"\n")
             for line in lines:
-                self._handle_report(worker, line)
-
-    def _handle_report(self, worker: Worker, line: bytes) -> None:
-        event = parse_event(line)
-        if event is None:
-            return
-        kind, now = event["event"], time.time()
-        if kind == "progress":
-            worker.timeline.setdefault("first_progress", now)
-            worker.timeline["last_progress"] = now
-            worker.last_progress = event
-            if event["score"] is not None:  # a point without a score is no point of the learning curve
-                step = event["step"] if event["step"] is not None else (worker.curve[-1][0] if worker.curve else 0.0)
-                elapsed = event["elapsed"] if event["elapsed"] is not None else time.monotonic() - worker.spawned
-                worker.curve.append([step, event["score"], elapsed])
-                if len(worker.curve) > CURVE_POINTS:
-                    worker.curve = worker.curve[::2]
-            return
-        worker.timeline[kind] = now
-        if kind == "started":
-            worker.training_started = True
-            return
-        if worker.ended_at is None:
-            worker.ended_at = time.monotonic()
-        if kind == "result":
-            worker.result = event
-        else:
-            worker.failure = event
+                worker.take_report(line)
 
     # --- exits --------------------------------------------------------------------------------
 
@@ -528,7 +303,7 @@ class Agent:
             worker.buffer += chunk
         for line in worker.buffer.split(b"\n"):
             if line.strip():
-                self._handle_report(worker, line)
+                worker.take_report(line)
         worker.buffer = b""
         self.selector.unregister(worker.report_fd)
         worker.eof = True
@@ -556,25 +331,9 @@ class Agent:
                      + (f" (killed {EXIT_GRACE_S:g} s after its result: it did not exit)" if worker.exit_overdue
                         else ""))
             return
-        tail = _log_tail(worker.log_path)
+        tail = log_tail(worker.log_path)
         metrics["log_tail"] = tail
-        if worker.timed_out:
-            # A worker past its cap is the config's failure (it hung or ignored the cap), not infra.
-            reason = f"timeout: still running {worker.timed_out_after:.0f} s after start, past the cost cap"
-            category = HYPERPARAMETER
-        elif worker.stop_reason is not None:
-            reason, category = worker.stop_reason, INFRA
-        elif worker.failure is not None:
-            reason, category = worker.failure["reason"], worker.failure["category"]
-        elif code < 0:
-            reason, category = f"worker killed by {_signal_name(-code)}", HYPERPARAMETER
-        elif worker.training_started:
-            reason, category = f"worker exited with code {code} after training started", HYPERPARAMETER
-        else:
-            reason, category = f"worker exited with code {code} before training started", SETUP
-        last = next((line for line in reversed(tail) if line.strip() and not line.startswith("---")), "")
-        if last and category != INFRA:
-            reason = f"{reason}: {last.strip()[:300]}"
+        reason, category = worker.exit_failure(code, tail)
         self._write(lambda: queue.fail_trial(self.engine, lease, reason, category, cost=elapsed, metrics=metrics),
                     lease)
         self.log(f"trial {label} failed ({category}): {reason}")
@@ -613,7 +372,7 @@ class Agent:
         """Back off (doubling, at most one heartbeat interval, so a lease is never left to lapse
         for want of trying) and hold off reaping until the database has been back a while."""
         if not self._backoff:
-            self.log(f"database unavailable ({_first_line(exc)}); workers keep running, retrying")
+            self.log(f"database unavailable ({first_line(exc)}); workers keep running, retrying")
         self._backoff = min(max(2 * self._backoff, OUTAGE_RETRY_S), self.heartbeat_seconds)
         self._reap_after = math.inf
 
@@ -677,7 +436,7 @@ class Agent:
             write()
         except DBAPIError as exc:
             self.log(f"database unavailable recording trial {lease.sweep_name}#{lease.number} "
-                     f"({_first_line(exc)}); will retry")
+                     f"({first_line(exc)}); will retry")
             self.unrecorded.append(write)
             self._database_down(exc)
 
@@ -696,27 +455,6 @@ class Agent:
                 time.sleep(2.0 * (attempt + 1))
         if final and self.unrecorded:
             self.log(f"{len(self.unrecorded)} result(s) could not be recorded: the database stayed unreachable")
-
-
-def _log_tail(path: Path) -> list[str]:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - 8192))
-            return handle.read().decode(errors="replace").splitlines()[-LOG_TAIL_LINES:]
-    except OSError:
-        return []
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
 
 
 def _short(params: dict[str, Any]) -> str:

@@ -245,3 +245,16 @@ def names_table(files: list[str], puffer_envs: list[str]) -> Group:
     rest = [name for name in puffer_envs if name not in shadowed]
     return Group(Text.assemble(("sweep files: ", "bold"), ", ".join(files) or "none"),
                  Text.assemble((f"PufferLib configs ({len(rest)} more): ", "bold"), ", ".join(rest) or "none"))
+
+
+def baselines_table(rows: list[Any]) -> Table:
+    """`sweepd baselines`: per Atari game, the best seed-averaged score next to the PPO paper's."""
+    table = Table(title="Atari: best seed-averaged score vs PPO (Schulman et al. 2017, Table 6, 40M frames)",
+                  title_justify="left")
+    for column in ("game", "best", "seeds", "cost", "steps", "sweep (trials)", "PPO paper"):
+        table.add_column(column, justify="left" if column in ("game", "sweep (trials)") else "right")
+    for r in rows:
+        table.add_row(r.game, fmt_score(r.best, r.stderr), str(r.seeds or "-"), fmt_cost(r.cost),
+                      f"{r.steps:,.0f}" if r.steps else "-",
+                      f"{r.sweep} ({','.join(map(str, r.trials))})" if r.sweep else "-", f"{r.paper:g}")
+    return table

@@ -13,7 +13,9 @@ import pytest
 from toy import write_toy_sweep
 
 from sweepd import agent as agent_module
-from sweepd.agent import Agent, parse_event, visible_gpus
+from sweepd.agent import Agent
+from sweepd.host import visible_gpus
+from sweepd.protocol import parse_event
 from sweepd.spec import load_spec
 from sweepd.store import queue
 from sweepd.store.boxes import reserve_box

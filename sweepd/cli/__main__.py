@@ -1,0 +1,5 @@
+"""`python -m sweepd.cli`: the same as the `sweepd` console script."""
+
+from sweepd.cli import main
+
+main()

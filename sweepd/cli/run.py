@@ -1,0 +1,141 @@
+"""Commands that run trials: `launch` (write a sweep, serve it here) and `agent` (serve sweeps)."""
+
+from __future__ import annotations
+
+import socket
+from typing import Annotated, Any
+
+import typer
+from rich.text import Text
+
+from sweepd.cli.options import (
+    DbOption,
+    GraceOption,
+    LeaseOption,
+    SlotsOption,
+    WandbOption,
+    WandbProjectOption,
+    open_engine,
+)
+from sweepd.cli.output import UsageError, console, err_console, warn
+from sweepd.search import SEARCHERS, require_dependency
+from sweepd.spec import load_spec
+
+
+def launch(
+    name: Annotated[str, typer.Argument(help="Sweep name (./sweeps/NAME.toml, then bundled, then PufferLib's "
+                                             "config for env NAME) or file.")],
+    max_trials: Annotated[int | None, typer.Option(help="Override [sweep] max_trials.")] = None,
+    max_total_cost: Annotated[float | None, typer.Option(help="Override the total budget (seconds).")] = None,
+    max_suggestion_cost: Annotated[float | None, typer.Option(help="Override the per-trial cost cap (s).")] = None,
+    searcher: Annotated[str | None, typer.Option(help=f"One of {', '.join(SEARCHERS)}.")] = None,
+    seed: Annotated[int | None, typer.Option(help="The sweep's seed.")] = None,
+    sweep_name: Annotated[str | None, typer.Option("--name", help="Name the sweep (default NAME-<n>).")] = None,
+    detach: Annotated[bool, typer.Option(help="Only queue the sweep; agents run it.")] = False,
+    slots: SlotsOption = None,
+    live: Annotated[bool, typer.Option(help="Show the live view (off: log lines only).")] = True,
+    lease_seconds: LeaseOption = 60.0,
+    grace_seconds: GraceOption = 30.0,
+    wandb: WandbOption = True,
+    wandb_project: WandbProjectOption = None,
+    db: DbOption = None,
+) -> None:
+    """Start a sweep: write it, then run an agent for it in the foreground unless one runs on this box.
+
+    On a box without a GPU, a sweep with a budget_param (every PufferLib config) first has that
+    param's range fitted to the cost cap from a short, cached speed probe."""
+    overrides = {"max_trials": max_trials, "max_total_cost": max_total_cost, "searcher": searcher,
+                 "max_suggestion_cost": max_suggestion_cost, "seed": seed}
+    spec = load_spec(name, overrides)
+    require_dependency(spec.settings.searcher)  # a missing optional package: one line now, not a paused sweep
+    from sweepd.host import current_user, detect_gpus
+    from sweepd.store import queue
+
+    if spec.settings.budget_param and spec.trainer == "puffer" and (slots is not None or not detect_gpus()):
+        spec = _fit_budget(spec)
+
+    engine = open_engine(db)
+    sweep = queue.create_sweep(engine, spec.to_json(), owner=current_user(), name=sweep_name)
+    console.print(Text.assemble("sweep ", (sweep.name, "bold"),
+                                f" (id {sweep.id}): {spec.env}, {len(spec.params)} params, "
+                                f"searcher {sweep.searcher}, cap {spec.settings.max_suggestion_cost:g} s/trial, "
+                                f"{spec.settings.max_trials} trials"))
+    if detach:
+        console.print(f"queued; run `sweepd agent` on a box to work on it, `sweepd status {sweep.name}` to follow")
+        return
+    alive = queue.agent_alive(engine, socket.gethostname(), within=60.0)
+    if alive:
+        console.print(f"agent {alive} already runs on this box and will pick it up; "
+                      f"follow with `sweepd status {sweep.name}`")
+        return
+    # This agent serves this sweep only, and exits when it stops running: `sweepd agent` serves the rest.
+    _run_agent(engine, slots, sweep_ids=[sweep.id], until_sweep=sweep.id, live_sweep=sweep if live else None,
+               lease_seconds=lease_seconds, heartbeat_seconds=lease_seconds / 3, grace_seconds=grace_seconds,
+               wandb=wandb, wandb_project=wandb_project)
+    final = queue.get_sweep(engine, sweep.id)
+    from sweepd.store.review import trial_table
+    from sweepd.view import sweep_view
+
+    console.print(sweep_view(final, trial_table(engine, sweep.id)))
+    if final.status == "paused":
+        err_console.print(Text.assemble((f"sweep {final.name} paused:", "red"), f" {final.status_reason}\n"
+                                        f"fix the cause, then `sweepd retry {final.name}`"),
+                          highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def _fit_budget(spec: Any) -> Any:
+    """The spec with its budget range fitted to this CPU box (sweepd/budget.py), saying so."""
+    from sweepd.budget import ProbeFailed, cache_path, fit_budget, load_or_probe
+
+    if not cache_path(spec).is_file():
+        console.print(f"budget: measuring {spec.env}'s training speed on this CPU (a short probe trial, "
+                      f"cached)...")
+    try:
+        probe, cached = load_or_probe(spec)
+    except ProbeFailed as exc:
+        warn(f"{exc}; {spec.settings.budget_param} keeps PufferLib's range and trials stop at the cost cap")
+        return spec
+    fitted, fit = fit_budget(spec, probe, cached)
+    console.print(f"budget: {fit.describe(spec.settings.max_suggestion_cost)}", highlight=False)
+    return fitted
+
+
+def _run_agent(engine: Any, slots: int | None, **options: Any) -> None:
+    """`foreground.run_agent` on the slots `--slots` asks for (sweepd/host.py)."""
+    from sweepd.foreground import run_agent
+    from sweepd.host import plan_slots
+
+    planned = plan_slots(slots)
+    if planned.count < 1:
+        raise UsageError(f"--slots must be >= 1, got {planned.count}")
+    run_agent(engine, planned, console, **options)
+
+
+def agent(
+    slots: SlotsOption = None,
+    sweep: Annotated[list[str] | None, typer.Option(help="Only work on these sweeps (repeatable).")] = None,
+    lease_seconds: LeaseOption = 60.0,
+    grace_seconds: GraceOption = 30.0,
+    exit_when_idle: Annotated[bool, typer.Option(help="Exit when no sweep has work left.")] = False,
+    until_done: Annotated[bool, typer.Option(
+        help="With one --sweep: exit once that sweep no longer runs (finished, paused or stopped), "
+             "reaping other agents' expired leases meanwhile.")] = False,
+    box: Annotated[str | None, typer.Option(help="This box's name (default: the host name); "
+                                            "several agents on one host need distinct names.")] = None,
+    wandb: WandbOption = True,
+    wandb_project: WandbProjectOption = None,
+    db: DbOption = None,
+) -> None:
+    """Run trials on this box's slots until stopped (Ctrl-C: finish or abandon running trials)."""
+    from sweepd.store import queue
+
+    engine = open_engine(db)
+    sweep_ids = [queue.get_sweep(engine, ref).id for ref in sweep] if sweep else None
+    if until_done and (sweep_ids is None or len(sweep_ids) != 1):
+        raise UsageError("--until-done needs exactly one --sweep")
+    options: dict[str, Any] = {"box": box} if box else {}
+    _run_agent(engine, slots, sweep_ids=sweep_ids, lease_seconds=lease_seconds,
+               heartbeat_seconds=lease_seconds / 3, grace_seconds=grace_seconds, exit_when_idle=exit_when_idle,
+               until_sweep=sweep_ids[0] if until_done and sweep_ids else None,
+               wandb=wandb, wandb_project=wandb_project, **options)
