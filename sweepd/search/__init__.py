@@ -9,23 +9,53 @@ one for every suggestion from the DB and gets exactly the suggestion the previou
 """
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
 
 from sweepd.search.history import Observation, Searcher, Suggestion
 from sweepd.space import Param
 
-__all__ = ["SEARCHERS", "Observation", "Searcher", "Suggestion", "create_searcher"]
+__all__ = ["SEARCHERS", "Observation", "Searcher", "SearcherUnavailable", "Suggestion", "create_searcher",
+           "require_dependency"]
 
-SEARCHERS = ("carbs", "random")
+SEARCHERS = ("carbs", "random", "optuna", "protein")
+
+# Searchers built on an optional package: (the module they import, how to install it).
+_DEPENDENCIES = {
+    "optuna": ("optuna", "pip install 'sweepd[optuna]'"),
+    "protein": ("pufferlib.sweep", "pip install 'sweepd[puffer]' (offline: scripts/install_pufferlib.sh)"),
+}
+
+
+class SearcherUnavailable(ImportError, ValueError):
+    """A searcher's optional dependency is not installed. A ValueError too, so that the CLI prints
+    it as one line (with the install command) instead of a traceback."""
+
+
+def require_dependency(name: str) -> ModuleType | None:
+    """The module searcher ``name`` is built on (None for a searcher that needs none).
+
+    Raises SearcherUnavailable, naming the install command, when it cannot be imported.
+    """
+    if name not in _DEPENDENCIES:
+        return None
+    module, install = _DEPENDENCIES[name]
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise SearcherUnavailable(f"the {name} searcher needs {module.split('.')[0]}, which is not installed "
+                                  f"({exc}): {install}") from exc
 
 
 def create_searcher(name: str, params: Sequence[Param], seed: int = 0,
                     max_suggestion_cost: float = math.inf, **options: Any) -> Searcher:
-    """A new searcher by name ("carbs" or "random"); ``options`` are that searcher's keyword options.
+    """A new searcher by name (one of SEARCHERS); ``options`` are that searcher's keyword options.
 
-    Raises ValueError for an unknown name and TypeError for an unknown option.
+    Raises ValueError for an unknown name, TypeError for an unknown option and SearcherUnavailable
+    when the searcher's optional dependency is missing.
     """
     if name == "carbs":
         from sweepd.search.carbs import CarbsSearcher
@@ -35,4 +65,12 @@ def create_searcher(name: str, params: Sequence[Param], seed: int = 0,
         from sweepd.search.random import RandomSearcher
 
         return RandomSearcher(params, seed, max_suggestion_cost, **options)
+    if name == "optuna":
+        from sweepd.search.optuna import OptunaSearcher
+
+        return OptunaSearcher(params, seed, max_suggestion_cost, **options)
+    if name == "protein":
+        from sweepd.search.protein import ProteinSearcher
+
+        return ProteinSearcher(params, seed, max_suggestion_cost, **options)
     raise ValueError(f"unknown searcher {name!r}: choose one of {', '.join(SEARCHERS)}")
