@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/dashboard.py [--trials 10000] [--curve-points 100] [--db sqlite:///PATH]
 
-Builds a finished sweep directly through the store (`queue.import_trials`: one bulk insert; 8% of
+Builds a finished sweep directly through the store (`enqueue.import_trials`: one bulk insert; 8% of
 trials failed, a third of configs re-run with more seeds, each trial with a learning curve in its
 metrics like the agent stores), serves it with `sweepd.dashboard.server` on a free port, and times
 each request over HTTP: cold (first request, nothing cached) and warm (median of 5). "page" sums
@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from sweepd.front import front
-from sweepd.store import db, queue, review
-from sweepd.store.queue import FinishedTrial, TrialInfo
+from sweepd.store import db, review
+from sweepd.store.enqueue import FinishedTrial, import_trials
+from sweepd.store.review import TrialInfo
+from sweepd.store.sweeps import create_sweep
 
 PARAMS = [{"name": "train.learning_rate", "space": "log", "min": 1e-4, "max": 3e-2, "center": 3e-3, "integer": False},
           {"name": "train.total_timesteps", "space": "log", "min": 2e5, "max": 2e7, "center": 2_000_000,
@@ -101,8 +103,8 @@ def main() -> None:
         engine = db.open_store(url)
         start = time.perf_counter()
         spec = {**SPEC, "settings": {**SPEC["settings"], "max_trials": args.trials}}  # finished once imported
-        sweep = queue.create_sweep(engine, spec, owner="bench")
-        queue.import_trials(engine, sweep.id, synthetic_results(args.trials, args.curve_points))
+        sweep = create_sweep(engine, spec, owner="bench")
+        import_trials(engine, sweep.id, synthetic_results(args.trials, args.curve_points))
         print(f"built sweep {sweep.name}: {args.trials} trials with {args.curve_points}-point curves "
               f"in {time.perf_counter() - start:.1f} s ({url.split(':', 1)[0]})")
 

@@ -28,7 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sweepd.store import db, queue
+from sweepd.store import db
+from sweepd.store.enqueue import enqueue_trials
+from sweepd.store.history import Evidence, Proposal
+from sweepd.store.leasing import Holder, lease_trial
+from sweepd.store.review import list_trials
+from sweepd.store.sweeps import SweepInfo, create_sweep
+from sweepd.store.transitions import finish_trial
 
 SPEC: dict[str, Any] = {
     "name": "bench", "env": "noop", "source": "benchmarks/queue_throughput.py",
@@ -72,25 +78,25 @@ def postgres_cpu_seconds() -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def counting_proposer(sweep: queue.SweepInfo, history: queue.History) -> queue.Proposal:
+def counting_proposer(sweep: SweepInfo, history: Evidence) -> Proposal:
     """A distinct no-op config per trial, as cheap as a searcher can be."""
-    return queue.Proposal(params={"n": len(history.observations) + len(history.pending)}, kind="random")
+    return Proposal(params={"n": len(history.observations) + len(history.pending)}, kind="random")
 
 
 def _agent(url: str, sweep_id: int, index: int, seconds: float, go: Any, out: Any, done: Any) -> None:
     engine = db.make_engine(url)
-    holder = queue.Holder(agent=f"bench-{index}", box=f"bench-box-{index}", slot=0, user="bench")
+    holder = Holder(agent=f"bench-{index}", box=f"bench-box-{index}", slot=0, user="bench")
     leased: list[int] = []
     go.wait()
     cpu = time.process_time()
     start = time.monotonic()
     deadline = start + seconds
     while time.monotonic() < deadline:
-        lease = queue.lease_trial(engine, holder, counting_proposer, 600.0, [sweep_id])
+        lease = lease_trial(engine, holder, counting_proposer, 600.0, [sweep_id])
         if lease is None:
             break  # out of queued trials
         leased.append(lease.trial_id)
-        if not queue.finish_trial(engine, lease, 0.0, 0.0):
+        if not finish_trial(engine, lease, 0.0, 0.0):
             leased.append(-lease.trial_id)  # a lost lease in a run without reaping: a bug
     out.put((leased, start, time.monotonic(), time.process_time() - cpu))
     done.wait()  # keep our server process alive until its CPU time has been read
@@ -100,10 +106,10 @@ def _agent(url: str, sweep_id: int, index: int, seconds: float, go: Any, out: An
 def run(url: str, backend: str, agents: int, seconds: float, mode: str) -> Figures:
     """One measurement on an empty database at `url`."""
     engine = db.open_store(url)
-    sweep = queue.create_sweep(engine, SPEC, owner="bench")
+    sweep = create_sweep(engine, SPEC, owner="bench")
     if mode == "queued":
         # More than the fastest run could take: running dry would end the measurement early.
-        queue.enqueue_trials(engine, sweep.id, ({"n": n} for n in range(int(agents * seconds * 150))))
+        enqueue_trials(engine, sweep.id, ({"n": n} for n in range(int(agents * seconds * 150))))
     engine.dispose()
     ctx = mp.get_context("fork")
     go, out, done = ctx.Event(), ctx.Queue(), ctx.Event()
@@ -125,7 +131,7 @@ def run(url: str, backend: str, agents: int, seconds: float, mode: str) -> Figur
     leased = [t for r in results for t in r[0]]
     elapsed = max(r[2] for r in results) - min(r[1] for r in results)
     engine = db.make_engine(url)
-    trials = [t for t in queue.list_trials(engine, sweep.id) if t.status != "queued"]
+    trials = [t for t in list_trials(engine, sweep.id) if t.status != "queued"]
     engine.dispose()
     doubles = (len(leased) - len(set(leased)) + sum(1 for t in leased if t < 0)
                + sum(1 for t in trials if t.attempts != 1 or t.status != "succeeded")

@@ -69,10 +69,12 @@ def main() -> None:
                         "--no-live", "--no-wandb", "--name", "overhead"], env=env, check=True,
                        stdout=subprocess.DEVNULL)
         os.environ.update(SWEEPD_DB=env["SWEEPD_DB"])
-        from sweepd.store import db, queue
+        from sweepd.store import db
+        from sweepd.store.review import list_trials
+        from sweepd.store.sweeps import find_sweep
 
         engine = db.make_engine(env["SWEEPD_DB"], read_only=True)
-        trials = queue.list_trials(engine, queue.get_sweep(engine, "overhead").id)
+        trials = list_trials(engine, find_sweep(engine, "overhead").id)
 
     rows = {"lease->start": [], "start->report1": [], "last->result": [], "result->recorded": []}
     for t in trials:

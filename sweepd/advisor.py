@@ -11,19 +11,20 @@ from typing import Any
 
 from sweepd.search import Observation, create_searcher
 from sweepd.spec import SweepSpec
-from sweepd.store import queue
+from sweepd.store.history import Evidence, Proposal
+from sweepd.store.sweeps import SweepInfo
 
 
 class ProposalFailed(Exception):
     """The sweep's searcher (or its stored spec) raised while proposing a trial: that sweep is
     broken, not the agent, which pauses it and keeps serving the others."""
 
-    def __init__(self, sweep: queue.SweepInfo, error: Exception) -> None:
+    def __init__(self, sweep: SweepInfo, error: Exception) -> None:
         self.sweep, self.error = sweep, error
         super().__init__(f"sweep {sweep.name}: {type(error).__name__}: {error}")
 
 
-def propose_next(sweep: queue.SweepInfo, history: queue.History) -> queue.Proposal:
+def propose_next(sweep: SweepInfo, history: Evidence) -> Proposal:
     """Rebuild the sweep's searcher from its history and ask it for the next config;
     minimized metrics are negated so searchers always maximize."""
     spec = SweepSpec.from_json(sweep.spec)
@@ -41,12 +42,12 @@ def propose_next(sweep: queue.SweepInfo, history: queue.History) -> queue.Propos
         searcher.add_pending(params)
     suggestion = searcher.suggest()
     predicted = suggestion.predicted_score
-    return queue.Proposal(params=dict(suggestion.params), kind=suggestion.kind,
+    return Proposal(params=dict(suggestion.params), kind=suggestion.kind,
                           predicted_score=None if predicted is None else predicted * sign,
                           predicted_cost=suggestion.predicted_cost)
 
 
-def propose(sweep: queue.SweepInfo, history: queue.History) -> queue.Proposal:
+def propose(sweep: SweepInfo, history: Evidence) -> Proposal:
     """`propose_next`, with whatever the sweep's searcher or spec raises tagged with the sweep
     (`ProposalFailed`)."""
     try:

@@ -35,9 +35,12 @@ from sweepd.errors import first_line
 from sweepd.host import current_user, visible_gpus
 from sweepd.protocol import TrialPayload
 from sweepd.spec import SweepSpec
-from sweepd.store import queue
+from sweepd.store.boxes import heartbeat_box, register_box
 from sweepd.store.db import data_dir
+from sweepd.store.leasing import Holder, Lease, lease_trial
 from sweepd.store.models import INFRA, SETUP, SWEEP_PAUSED, SWEEP_RUNNING
+from sweepd.store.sweeps import NotFound, set_sweep_status, sweep_statuses
+from sweepd.store.transitions import fail_trial, finish_trial, heartbeat_trial, reap_expired, start_trial
 from sweepd.worker_process import WORKER_COMMAND, Worker, log_tail, start_process
 
 KILL_AFTER_CAP = 1.5         # a worker still alive at cost_cap * this (+ startup slack) is killed
@@ -113,7 +116,7 @@ class Agent:
         """Serve until a signal (graceful: running trials get `grace_seconds`) or done."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            queue.register_box(self.engine, self.box, self.slots, self.device, self.user, self.id)
+            register_box(self.engine, self.box, self.slots, self.device, self.user, self.id)
             self.log(f"agent {self.id}: {self.slots} {self.device} slot(s) on {self.box}")
             while not self._done():
                 self._periodic()
@@ -133,7 +136,7 @@ class Agent:
             self._flush_unrecorded(final=True)
             # `launch` looks for a live agent on this box: say that this one is gone.
             with contextlib.suppress(DBAPIError):
-                queue.heartbeat_box(self.engine, self.box, self.id, "offline")
+                heartbeat_box(self.engine, self.box, self.id, "offline")
             if self.tracker:
                 self.tracker.close()
 
@@ -152,7 +155,7 @@ class Agent:
             return False
         if self.until_sweep is not None:
             try:
-                status = queue.sweep_statuses(self.engine, [self.until_sweep]).get(self.until_sweep)
+                status = sweep_statuses(self.engine, [self.until_sweep]).get(self.until_sweep)
             except DBAPIError as exc:
                 self._database_down(exc)
                 return False  # an outage is no reason to stop: ask again next round
@@ -171,9 +174,9 @@ class Agent:
         for slot in range(self.slots):
             if slot in self.workers or now < self._poll_at.get(slot, 0.0):
                 continue
-            holder = queue.Holder(agent=self.id, box=self.box, slot=slot, user=self.user)
+            holder = Holder(agent=self.id, box=self.box, slot=slot, user=self.user)
             try:
-                lease = queue.lease_trial(self.engine, holder, propose, self.lease_seconds, self.sweep_ids)
+                lease = lease_trial(self.engine, holder, propose, self.lease_seconds, self.sweep_ids)
             except DBAPIError as exc:
                 self._database_down(exc)
                 self._next_lease = now + self._backoff
@@ -200,15 +203,15 @@ class Agent:
         where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
         reason = f"the searcher failed to propose a trial: {type(error).__name__}: {first_line(error)}{where}"
         try:
-            queue.set_sweep_status(self.engine, failed.sweep.id, SWEEP_PAUSED, self.id, reason)
+            set_sweep_status(self.engine, failed.sweep.id, SWEEP_PAUSED, self.id, reason)
         except DBAPIError as exc:
             self._database_down(exc)
             return
-        except queue.NotFound:
+        except NotFound:
             return
         self.log(f"sweep {failed.sweep.name} paused: {reason}")
 
-    def _spawn(self, lease: queue.Lease, slot: int) -> bool:
+    def _spawn(self, lease: Lease, slot: int) -> bool:
         """Start the leased trial's worker on `slot`. False when this box could not start it (the
         trial is failed as infra and re-queued); a spec that cannot make the trial fails it as setup."""
         artifact_dir = self.artifacts / lease.sweep_name / f"trial-{lease.number}"
@@ -243,14 +246,14 @@ class Agent:
                         timeline={"spawned": time.time()})
         self.workers[slot] = worker
         self.selector.register(report_fd, selectors.EVENT_READ, worker)
-        self._write(lambda: queue.start_trial(self.engine, lease), lease)
+        self._write(lambda: start_trial(self.engine, lease), lease)
         self.log(f"trial {worker.label} ({lease.kind}) on slot {slot}: {_short(lease.params)}")
         return True
 
-    def _fail_unstarted(self, lease: queue.Lease, reason: str, category: str) -> None:
+    def _fail_unstarted(self, lease: Lease, reason: str, category: str) -> None:
         """Record a leased trial that never got a worker (no fd, no process is left behind)."""
         self.log(f"trial {lease.sweep_name}#{lease.number} failed ({category}): {reason}")
-        self._write(lambda: queue.fail_trial(self.engine, lease, reason, category, cost=0.0), lease)
+        self._write(lambda: fail_trial(self.engine, lease, reason, category, cost=0.0), lease)
         if self.tracker is not None:
             self.tracker.trial_ended(lease.trial_id)
 
@@ -323,7 +326,7 @@ class Agent:
             result = worker.result
             metrics.update({k: v for k, v in result.items() if k not in ("event", "score", "cost")})
             score, cost = result["score"], result["cost"] if result["cost"] is not None else elapsed
-            self._write(lambda: queue.finish_trial(self.engine, lease, score, cost,
+            self._write(lambda: finish_trial(self.engine, lease, score, cost,
                                                    score_stderr=result["score_stderr"],
                                                    truncated=result["truncated"], metrics=metrics), lease)
             self.log(f"trial {label}: score {score:.4g} in {cost:.0f} s"
@@ -334,7 +337,7 @@ class Agent:
         tail = log_tail(worker.log_path)
         metrics["log_tail"] = tail
         reason, category = worker.exit_failure(code, tail)
-        self._write(lambda: queue.fail_trial(self.engine, lease, reason, category, cost=elapsed, metrics=metrics),
+        self._write(lambda: fail_trial(self.engine, lease, reason, category, cost=elapsed, metrics=metrics),
                     lease)
         self.log(f"trial {label} failed ({category}): {reason}")
 
@@ -350,17 +353,17 @@ class Agent:
             # Our own leases first: back from an outage, we re-attach (the token is still ours
             # unless someone reaped it) before this agent reaps anybody.
             for worker in list(self.workers.values()):
-                if worker.stop_reason is None and not queue.heartbeat_trial(
+                if worker.stop_reason is None and not heartbeat_trial(
                         self.engine, worker.lease, self.lease_seconds, worker.metrics()):
                     self._stop_worker(worker, "lease lost")
-            queue.heartbeat_box(self.engine, self.box, self.id, "draining" if self.stopping else "online")
-            statuses = queue.sweep_statuses(self.engine, {w.lease.sweep_id for w in self.workers.values()})
+            heartbeat_box(self.engine, self.box, self.id, "draining" if self.stopping else "online")
+            statuses = sweep_statuses(self.engine, {w.lease.sweep_id for w in self.workers.values()})
             for worker in list(self.workers.values()):
                 if worker.stop_reason is None and statuses.get(worker.lease.sweep_id) != SWEEP_RUNNING:
                     self._stop_worker(worker, f"sweep {statuses.get(worker.lease.sweep_id)}")
             self._database_up()
             if now >= self._reap_after:
-                reaped = queue.reap_expired(self.engine, self.id)
+                reaped = reap_expired(self.engine, self.id)
                 if reaped:
                     self.log(f"reaped {len(reaped)} expired lease(s): trials {reaped}")
         except DBAPIError as exc:
@@ -431,7 +434,7 @@ class Agent:
 
     # --- database writes that survive an outage -----------------------------------------------
 
-    def _write(self, write: Callable[[], Any], lease: queue.Lease) -> None:
+    def _write(self, write: Callable[[], Any], lease: Lease) -> None:
         try:
             write()
         except DBAPIError as exc:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sweepd.front import front
-from sweepd.store.queue import TrialInfo
+from sweepd.store.review import TrialInfo
 
 
 class ArtifactError(LookupError):

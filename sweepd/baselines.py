@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sweepd.front import config_results
-from sweepd.store.queue import SweepInfo, TrialInfo
+from sweepd.store.review import TrialInfo
+from sweepd.store.sweeps import SweepInfo
 
 PPO_PAPER_40M_FRAMES = {
     "beam_rider": 1590.0, "breakout": 274.8, "enduro": 758.3, "pong": 20.7,

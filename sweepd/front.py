@@ -16,7 +16,8 @@ from sqlalchemy import Engine
 
 from sweepd.search.pareto import pareto_front
 from sweepd.store.models import SUCCEEDED
-from sweepd.store.queue import SweepInfo, TrialInfo
+from sweepd.store.review import TrialInfo
+from sweepd.store.sweeps import SweepInfo
 
 
 @dataclass(frozen=True)
@@ -91,8 +92,9 @@ class SweepFront:
 def load_front(engine: Engine, ref: str | int) -> SweepFront:
     """Read a sweep by name or id and compute its front (one query for the trials, O(n log n))."""
     from sweepd.store import review
+    from sweepd.store.sweeps import find_sweep
 
-    sweep = review.find_sweep(engine, ref)
+    sweep = find_sweep(engine, ref)
     trials = review.trial_table(engine, sweep.id)
     return SweepFront(sweep, trials, front(trials, sweep.spec["settings"]["direction"]))
 

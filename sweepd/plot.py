@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sweepd.front import ConfigResult
 from sweepd.store.models import ABANDONED, FAILED, SUCCEEDED
-from sweepd.store.queue import TrialInfo
+from sweepd.store.review import TrialInfo
 
 
 class PlotUnavailable(RuntimeError):

@@ -38,7 +38,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from sweepd.store.models import ABANDONED, FAILED, SUCCEEDED, finite
-from sweepd.store.queue import SweepInfo, TrialInfo
+from sweepd.store.review import TrialInfo
+from sweepd.store.sweeps import SweepInfo
 
 TIMEOUT_S = 120.0            # one batch of runs; past it the subprocess is killed and the batch dropped
 CLOSE_TIMEOUT_S = 120.0      # what an exiting agent waits for its last batch
@@ -212,11 +213,12 @@ def write_runs(job: dict[str, Any]) -> int:
 
     from sweepd.store import review
     from sweepd.store.db import make_engine
+    from sweepd.store.sweeps import find_sweep
 
     engine = make_engine(job["db"], read_only=True)
     directory = Path(job["dir"])
     trials = [t for t in review.trials_by_id(engine, job["trials"]) if t.status in FINISHED]
-    sweeps = {sid: review.find_sweep(engine, sid) for sid in {t.sweep_id for t in trials}}
+    sweeps = {sid: find_sweep(engine, sid) for sid in {t.sweep_id for t in trials}}
     written = 0
     try:
         for trial in trials:

@@ -16,7 +16,8 @@ from rich.table import Table
 from rich.text import Text
 
 from sweepd.front import ConfigResult, front
-from sweepd.store.queue import SweepInfo, TrialInfo
+from sweepd.store.review import TrialInfo
+from sweepd.store.sweeps import SweepInfo
 
 STATUS_STYLE = {"succeeded": "green", "failed": "red", "abandoned": "yellow", "running": "cyan",
                 "leased": "cyan", "queued": "white"}
@@ -144,7 +145,8 @@ class LiveSweep:
         self._next = now + 1.0
         from sqlalchemy.exc import DBAPIError
 
-        from sweepd.store.review import find_sweep, trial_table
+        from sweepd.store.review import trial_table
+        from sweepd.store.sweeps import find_sweep
 
         try:
             sweep = find_sweep(self.engine, self.sweep.id)

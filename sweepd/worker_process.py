@@ -19,7 +19,7 @@ from typing import Any
 
 from sweepd.lifeline import die_with_parent
 from sweepd.protocol import REPORT_FD_ENV, TrialPayload, parse_event
-from sweepd.store import queue
+from sweepd.store.leasing import Lease
 from sweepd.store.models import HYPERPARAMETER, INFRA, SETUP
 
 LOG_TAIL_LINES = 20
@@ -31,7 +31,7 @@ WORKER_COMMAND = (sys.executable, "-m", "sweepd.worker")
 class Worker:
     """One trial's subprocess as the agent tracks it."""
 
-    lease: queue.Lease
+    lease: Lease
     slot: int
     proc: subprocess.Popen[bytes]
     report_fd: int
@@ -115,7 +115,7 @@ class Worker:
         return reason, category
 
 
-def start_process(command: tuple[str, ...], payload: TrialPayload, lease: queue.Lease, gpu: str | None,
+def start_process(command: tuple[str, ...], payload: TrialPayload, lease: Lease, gpu: str | None,
                   ) -> tuple[subprocess.Popen[bytes], int, Path]:
     """Start a worker for `payload` (written to its stdin by the caller) on one GPU, or on CPU when
     `gpu` is None; returns the process, the read end of its report pipe and its log. No fd is

@@ -10,16 +10,18 @@ import sys
 from pathlib import Path
 
 import pytest
+from sweepd.host import visible_gpus
+from sweepd.protocol import parse_event
+from sweepd.spec import load_spec
 from toy import write_toy_sweep
 
 from sweepd import agent as agent_module
 from sweepd.agent import Agent
-from sweepd.host import visible_gpus
-from sweepd.protocol import parse_event
-from sweepd.spec import load_spec
-from sweepd.store import queue
-from sweepd.store.boxes import reserve_box
+from sweepd.store.boxes import register_box, reserve_box
 from sweepd.store.db import open_store
+from sweepd.store.enqueue import enqueue_trial
+from sweepd.store.review import TrialInfo, list_trials
+from sweepd.store.sweeps import SweepInfo, create_sweep, find_sweep
 
 # A worker that reads its trial from stdin like sweepd.worker, then does what argv[1] says.
 WORKER = """\
@@ -70,13 +72,13 @@ def toy_file(tmp_path: Path) -> Path:
 
 
 def new_sweep(engine, toy_file: Path, trials: int = 1, name: str | None = None, searcher: str = "random",
-              drop: str | None = None) -> queue.SweepInfo:
+              drop: str | None = None) -> SweepInfo:
     """The toy sweep in the database, its stored spec optionally broken (an unknown searcher, a key dropped)."""
     spec = load_spec(str(toy_file), {"max_trials": trials}).to_json()
     spec["settings"]["searcher"] = searcher
     if drop is not None:
         del spec[drop]
-    return queue.create_sweep(engine, spec, owner="tester", name=name)
+    return create_sweep(engine, spec, owner="tester", name=name)
 
 
 def open_pipes() -> int:
@@ -94,8 +96,8 @@ def run_agent(engine, tmp_path: Path, **options) -> list[str]:
     return lines
 
 
-def only_trial(engine, sweep: queue.SweepInfo) -> queue.TrialInfo:
-    trials = queue.list_trials(engine, sweep.id)
+def only_trial(engine, sweep: SweepInfo) -> TrialInfo:
+    trials = list_trials(engine, sweep.id)
     assert len(trials) == 1, trials
     return trials[0]
 
@@ -104,7 +106,7 @@ def only_trial(engine, sweep: queue.SweepInfo) -> queue.TrialInfo:
 
 def test_a_slot_reserved_for_someone_else_does_not_stop_the_other_slots(tmp_path, toy_file):
     engine = open_store()
-    queue.register_box(engine, "box-r", 2, "cpu", "ops", "earlier-agent")
+    register_box(engine, "box-r", 2, "cpu", "ops", "earlier-agent")
     reserve_box(engine, "box-r", "alice", 3600, slots=1)  # slot 0: alice's, and alice has nothing queued
     sweep = new_sweep(engine, toy_file, trials=2)
 
@@ -112,9 +114,9 @@ def test_a_slot_reserved_for_someone_else_does_not_stop_the_other_slots(tmp_path
                            "--exit-when-idle", "--no-wandb"], capture_output=True, text=True, timeout=120)
 
     assert done.returncode == 0, done.stderr
-    trials = queue.list_trials(engine, sweep.id)
+    trials = list_trials(engine, sweep.id)
     assert [(t.status, t.slot) for t in trials] == [("succeeded", 1), ("succeeded", 1)]
-    assert queue.get_sweep(engine, sweep.id).status == "finished"
+    assert find_sweep(engine, sweep.id).status == "finished"
 
 
 def test_cuda_slots_run_on_the_inherited_visible_devices(sqlite_url, tmp_path, toy_file, fake_worker, monkeypatch):
@@ -124,7 +126,7 @@ def test_cuda_slots_run_on_the_inherited_visible_devices(sqlite_url, tmp_path, t
 
     run_agent(engine, tmp_path, slots=2, device="cuda", worker_command=fake_worker("gpu"))
 
-    assert sorted(t.score for t in queue.list_trials(engine, sweep.id)) == [4.0, 5.0]
+    assert sorted(t.score for t in list_trials(engine, sweep.id)) == [4.0, 5.0]
 
 
 @pytest.mark.parametrize(("visible", "gpus"), [("4,5", ["4", "5"]), (" 1 , 0 ", ["1", "0"]), ("", []),
@@ -153,18 +155,18 @@ def test_a_sweep_whose_searcher_raises_is_paused_and_the_agent_serves_the_next(s
 
     lines = run_agent(engine, tmp_path)
 
-    paused = queue.get_sweep(engine, broken.id)
+    paused = find_sweep(engine, broken.id)
     assert paused.status == "paused"
     assert "searcher failed to propose a trial: ValueError: unknown searcher 'no-such-searcher'" in paused.status_reason
     assert sum("sweep broken paused" in line for line in lines) == 1
-    assert queue.get_sweep(engine, good.id).status == "finished"
+    assert find_sweep(engine, good.id).status == "finished"
     assert only_trial(engine, good).status == "succeeded"
 
 
 def test_a_spec_that_cannot_make_a_queued_trial_pauses_its_sweep(sqlite_url, tmp_path, toy_file):
     engine = open_store(sqlite_url)
     broken = new_sweep(engine, toy_file, name="broken", drop="trainer")  # the stored spec lost a key
-    queue.enqueue_trial(engine, broken.id, {"train.lr": 0.01})
+    enqueue_trial(engine, broken.id, {"train.lr": 0.01})
     good = new_sweep(engine, toy_file, name="good")
 
     run_agent(engine, tmp_path)
@@ -172,8 +174,8 @@ def test_a_spec_that_cannot_make_a_queued_trial_pauses_its_sweep(sqlite_url, tmp
     failed = only_trial(engine, broken)
     assert (failed.status, failed.failure_category) == ("failed", "setup")
     assert "cannot build the trial from the sweep's spec: KeyError" in failed.failure_reason
-    assert queue.get_sweep(engine, broken.id).status == "paused"
-    assert queue.get_sweep(engine, good.id).status == "finished"
+    assert find_sweep(engine, broken.id).status == "paused"
+    assert find_sweep(engine, good.id).status == "finished"
 
 
 def test_a_box_that_cannot_start_workers_fails_trials_as_infra_and_leaks_no_fd(sqlite_url, tmp_path, toy_file,
@@ -304,7 +306,7 @@ def test_live_view_shows_trials_and_skips_a_redraw_the_database_refuses(sqlite_u
     sweep = new_sweep(engine, toy_file, trials=2, name="shown")
     run_agent(engine, tmp_path)
     live = RecordingLive()
-    view = LiveSweep(engine, queue.get_sweep(engine, sweep.id), live, slots=1)
+    view = LiveSweep(engine, find_sweep(engine, sweep.id), live, slots=1)
 
     view.update()
     console = Console(record=True, width=200, file=open(os.devnull, "w"))  # noqa: SIM115

@@ -90,7 +90,7 @@ def test_baselines_show_the_best_seed_averaged_score_next_to_ppo(tmp_path):
 
 def test_prune_leaves_files_outside_the_trials_folder(tmp_path):
     from sweepd.artifacts import prune_checkpoints
-    from sweepd.store.queue import TrialInfo
+    from sweepd.store.review import TrialInfo
 
     shared = tmp_path / "shared.pt"
     shared.write_bytes(b"x")

@@ -14,8 +14,9 @@ from sqlalchemy import text
 from toy import write_toy_sweep
 
 from sweepd import cli
-from sweepd.store import queue
 from sweepd.store.db import open_store
+from sweepd.store.review import list_trials
+from sweepd.store.sweeps import find_sweep
 
 
 def run_main(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
@@ -139,5 +140,5 @@ def test_launch_runs_only_its_own_sweep(tmp_path: Path):
     result = sweepd("launch", str(mine), "--no-live", "--no-wandb", "--name", "mine")
 
     assert result.returncode == 0, result.stderr
-    assert [t.status for t in queue.list_trials(engine, queue.get_sweep(engine, "mine").id)] == ["succeeded"]
-    assert queue.list_trials(engine, queue.get_sweep(engine, "other").id) == []  # left for `sweepd agent`
+    assert [t.status for t in list_trials(engine, find_sweep(engine, "mine").id)] == ["succeeded"]
+    assert list_trials(engine, find_sweep(engine, "other").id) == []  # left for `sweepd agent`

@@ -17,10 +17,11 @@ import pytest
 
 pytest.importorskip("pufferlib", reason="pufferlib not installed: run scripts/install_pufferlib.sh")
 
-from sweepd import envs, puffer_config
 from sweepd.budget import Probe, ProbeFailed, batch_estimate, cache_path, fit_budget, probe_from_events
 from sweepd.convert import to_toml
 from sweepd.spec import SpecError, load_spec
+
+from sweepd import envs, puffer_config
 
 # Read from the installed package, not a hand-made list.
 PUFFER_ENVS = puffer_config.env_names()
@@ -455,10 +456,10 @@ def test_launch_runs_real_trials_from_pufferlibs_config_on_cpu(name, tmp_path):
     assert len(trials) == 3
     assert not [t for t in trials if t["status"] == "failed" and t["failure_category"] == "setup"]
     assert any(t["status"] == "succeeded" and math.isfinite(t["score"]) for t in trials)
-    from sweepd.store import queue
     from sweepd.store.db import open_store
+    from sweepd.store.sweeps import find_sweep
 
-    stored = queue.get_sweep(open_store(os.environ["SWEEPD_DB"]), f"{name}-1").spec  # what the agents ran
+    stored = find_sweep(open_store(os.environ["SWEEPD_DB"]), f"{name}-1").spec  # what the agents ran
     fitted = next(p for p in stored["params"] if p["name"] == "train.total_timesteps")
     assert fitted["max"] < 2e8 and all(t["params"]["train.total_timesteps"] <= fitted["max"] for t in trials)
     assert list(Path(os.environ["SWEEPD_HOME"], "probes").glob(f"{name}-*.json"))

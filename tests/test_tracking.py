@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from sweepd import tracking
-from sweepd.store import db, queue, review
-from sweepd.store.queue import FinishedTrial
+from sweepd.store import db, review
+from sweepd.store.enqueue import FinishedTrial, enqueue_trial, import_trials
+from sweepd.store.sweeps import create_sweep, find_sweep
 
 PARAMS = [{"name": "train.lr", "space": "log", "min": 1e-3, "max": 1e-1, "center": 1e-2, "integer": False}]
 SPEC = {"name": "tracked", "env": "toy", "trainer": "command", "source": "test", "command": [], "defaults": {},
@@ -100,9 +101,9 @@ def offline_runs(directory: Path) -> dict[str, list[OfflineRun]]:
 
 def test_each_trial_is_a_finished_run_and_the_front_a_table(sqlite_url, tmp_path):
     engine = db.open_store(sqlite_url)
-    sweep = queue.create_sweep(engine, SPEC, owner="tester")
+    sweep = create_sweep(engine, SPEC, owner="tester")
     curve = [[100, 0.5, 1.0], [200, 0.8, 2.0], [300, 1.0, 3.0]]
-    queue.import_trials(engine, sweep.id, [
+    import_trials(engine, sweep.id, [
         FinishedTrial({"train.lr": 0.01}, 1.0, 10.0, metrics={"curve": curve}),
         FinishedTrial({"train.lr": 0.01}, 1.4, 12.0, metrics={"curve": curve}),
         FinishedTrial({"train.lr": 0.05}, 2.0, 30.0, metrics={"curve": curve}),
@@ -143,8 +144,8 @@ def test_each_trial_is_a_finished_run_and_the_front_a_table(sqlite_url, tmp_path
 
 def test_open_trials_are_not_logged(sqlite_url, tmp_path):
     engine = db.open_store(sqlite_url)
-    sweep = queue.create_sweep(engine, SPEC, owner="tester")
-    queued = queue.enqueue_trial(engine, sweep.id, {"train.lr": 0.01})
+    sweep = create_sweep(engine, SPEC, owner="tester")
+    queued = enqueue_trial(engine, sweep.id, {"train.lr": 0.01})
     written = tracking.write_runs({"db": sqlite_url, "mode": "offline", "project": "p", "dir": str(tmp_path),
                                    "trials": [queued.id]})
     assert written == 0
@@ -246,7 +247,7 @@ def test_a_real_sweep_logs_offline_runs_and_its_front(toy_sweep, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
     engine = db.make_engine(os.environ["SWEEPD_DB"], read_only=True)
-    sweep = review.find_sweep(engine, "toy-wandb")
+    sweep = find_sweep(engine, "toy-wandb")
     trials = review.trial_table(engine, sweep.id)
     assert len(trials) == 4 and all(t.status == "succeeded" for t in trials)
     runs = offline_runs(wandb_dir)
@@ -276,5 +277,5 @@ def test_wandb_failing_never_fails_a_trial(toy_sweep, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "wandb:" in result.stderr  # the failure is reported as one line
     engine = db.make_engine(os.environ["SWEEPD_DB"], read_only=True)
-    trials = review.trial_table(engine, review.find_sweep(engine, "toy-wandb").id)
+    trials = review.trial_table(engine, find_sweep(engine, "toy-wandb").id)
     assert [t.status for t in trials] == ["succeeded"] * 4

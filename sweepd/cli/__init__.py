@@ -44,7 +44,7 @@ def main() -> None:
 
     from sweepd.artifacts import ArtifactError
     from sweepd.store.db import StoreError
-    from sweepd.store.queue import NotFound
+    from sweepd.store.sweeps import NotFound
 
     try:
         code = app(standalone_mode=False, prog_name="sweepd")

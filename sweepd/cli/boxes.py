@@ -72,13 +72,13 @@ def events(
     db: DbOption = None,
 ) -> None:
     """The audit log: who launched, leased back, reserved, released, forced or stopped what."""
-    from sweepd.store import boxes as store_boxes
-    from sweepd.store import queue
+    from sweepd.store import audit
+    from sweepd.store.sweeps import find_sweep
     from sweepd.view import events_table
 
     engine = existing_engine(db)
-    sweep_id = queue.get_sweep(engine, sweep).id if sweep else None
-    rows = store_boxes.events(engine, limit, box=box, sweep_id=sweep_id, kind=kind)
+    sweep_id = find_sweep(engine, sweep).id if sweep else None
+    rows = audit.events(engine, limit, box=box, sweep_id=sweep_id, kind=kind)
     if as_json:
         print_json([asdict(e) for e in rows])
     else:

@@ -19,11 +19,12 @@ def export(
 ) -> None:
     """Copy a finished trial's final policy (PyTorch state_dict) out of the sweep's artifacts."""
     from sweepd.artifacts import export_checkpoint
-    from sweepd.store import queue
+    from sweepd.store.review import list_trials
+    from sweepd.store.sweeps import find_sweep
 
     engine = existing_engine(db)
-    info = queue.get_sweep(engine, sweep)
-    match = [t for t in queue.list_trials(engine, info.id) if t.number == trial]
+    info = find_sweep(engine, sweep)
+    match = [t for t in list_trials(engine, info.id) if t.number == trial]
     if not match:
         raise UsageError(f"sweep {info.name} has no trial {trial}")
     console.print(f"trial {trial} of {info.name} -> {export_checkpoint(match[0], out)}")
@@ -36,11 +37,12 @@ def prune(
 ) -> None:
     """Delete the checkpoints of trials off the sweep's Pareto front (front trials keep theirs)."""
     from sweepd.artifacts import prune_checkpoints
-    from sweepd.store import queue
+    from sweepd.store.review import list_trials
+    from sweepd.store.sweeps import find_sweep
 
     engine = existing_engine(db)
-    info = queue.get_sweep(engine, sweep)
-    result = prune_checkpoints(queue.list_trials(engine, info.id), info.spec["settings"]["direction"], dry_run)
+    info = find_sweep(engine, sweep)
+    result = prune_checkpoints(list_trials(engine, info.id), info.spec["settings"]["direction"], dry_run)
     verb = "would delete" if dry_run else "deleted"
     console.print(f"{info.name}: {verb} {len(result.removed)} checkpoint(s), {result.freed_bytes / 1e6:.1f} MB; "
                   f"kept {len(result.kept)} on the front"

@@ -13,9 +13,9 @@ from sweepd.cli.output import console, print_json
 def stop(sweep: Annotated[str, typer.Argument(help="A sweep name or id.")], db: DbOption = None) -> None:
     """Stop a sweep: no new trials; agents stop its running ones (they are re-queued, not lost)."""
     from sweepd.host import current_user
-    from sweepd.store import queue
+    from sweepd.store.sweeps import set_sweep_status
 
-    info = queue.set_sweep_status(open_engine(db), sweep, "stopped", current_user(), "stopped by user")
+    info = set_sweep_status(open_engine(db), sweep, "stopped", current_user(), "stopped by user")
     console.print(f"sweep {info.name} stopped")
 
 
@@ -27,9 +27,9 @@ def retry(
 ) -> None:
     """Re-queue a sweep's abandoned trials (with --failed, failed ones too) and resume it if paused."""
     from sweepd.host import current_user
-    from sweepd.store import queue
+    from sweepd.store.transitions import retry_sweep
 
-    done = queue.retry_sweep(open_engine(db), sweep, current_user(), failed=failed)
+    done = retry_sweep(open_engine(db), sweep, current_user(), failed=failed)
     if as_json:
         print_json({"sweep": done.sweep.name, "requeued": list(done.requeued), "resumed": done.resumed,
                     "status": done.sweep.status})

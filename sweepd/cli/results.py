@@ -20,7 +20,8 @@ def status(
 ) -> None:
     """Sweeps, or one sweep's trials (params, score, cost, status, reason) and its Pareto front."""
     from sweepd.front import front
-    from sweepd.store import queue
+    from sweepd.store.review import list_trials
+    from sweepd.store.sweeps import find_sweep
     from sweepd.view import sweep_summary, sweep_view, sweeps_table
 
     engine = existing_engine(db)
@@ -36,8 +37,8 @@ def status(
         else:
             console.print("no sweeps yet: `sweepd launch snake`")
         return
-    info = queue.get_sweep(engine, sweep)
-    trials = queue.list_trials(engine, info.id)
+    info = find_sweep(engine, sweep)
+    trials = list_trials(engine, info.id)
     if as_json:
         print_json({"sweep": sweep_summary(info, trials), "trials": [asdict(t) for t in trials],
                     "front": [asdict(p) for p in front(trials, info.spec["settings"]["direction"])]})
@@ -105,11 +106,12 @@ def baselines(as_json: JsonOption = False, db: DbOption = None) -> None:
     """Per Atari game, the best seed-averaged score any sweep found, next to the PPO paper's."""
     from sweepd.baselines import PPO_PAPER_40M_FRAMES, as_dict
     from sweepd.baselines import baselines as best_scores
-    from sweepd.store import queue
+    from sweepd.store.review import list_trials
+    from sweepd.store.sweeps import list_sweeps
     from sweepd.view import baselines_table
 
     engine = existing_engine(db)
-    rows = best_scores([(s, queue.list_trials(engine, s.id)) for s in queue.list_sweeps(engine)
+    rows = best_scores([(s, list_trials(engine, s.id)) for s in list_sweeps(engine)
                         if s.env in PPO_PAPER_40M_FRAMES])
     if as_json:
         print_json([as_dict(r) for r in rows])

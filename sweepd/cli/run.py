@@ -49,13 +49,14 @@ def launch(
     spec = load_spec(name, overrides)
     require_dependency(spec.settings.searcher)  # a missing optional package: one line now, not a paused sweep
     from sweepd.host import current_user, detect_gpus
-    from sweepd.store import queue
+    from sweepd.store.boxes import agent_alive
+    from sweepd.store.sweeps import create_sweep, find_sweep
 
     if spec.settings.budget_param and spec.trainer == "puffer" and (slots is not None or not detect_gpus()):
         spec = _fit_budget(spec)
 
     engine = open_engine(db)
-    sweep = queue.create_sweep(engine, spec.to_json(), owner=current_user(), name=sweep_name)
+    sweep = create_sweep(engine, spec.to_json(), owner=current_user(), name=sweep_name)
     console.print(Text.assemble("sweep ", (sweep.name, "bold"),
                                 f" (id {sweep.id}): {spec.env}, {len(spec.params)} params, "
                                 f"searcher {sweep.searcher}, cap {spec.settings.max_suggestion_cost:g} s/trial, "
@@ -63,7 +64,7 @@ def launch(
     if detach:
         console.print(f"queued; run `sweepd agent` on a box to work on it, `sweepd status {sweep.name}` to follow")
         return
-    alive = queue.agent_alive(engine, socket.gethostname(), within=60.0)
+    alive = agent_alive(engine, socket.gethostname(), within=60.0)
     if alive:
         console.print(f"agent {alive} already runs on this box and will pick it up; "
                       f"follow with `sweepd status {sweep.name}`")
@@ -72,7 +73,7 @@ def launch(
     _run_agent(engine, slots, sweep_ids=[sweep.id], until_sweep=sweep.id, live_sweep=sweep if live else None,
                lease_seconds=lease_seconds, heartbeat_seconds=lease_seconds / 3, grace_seconds=grace_seconds,
                wandb=wandb, wandb_project=wandb_project)
-    final = queue.get_sweep(engine, sweep.id)
+    final = find_sweep(engine, sweep.id)
     from sweepd.store.review import trial_table
     from sweepd.view import sweep_view
 
@@ -128,10 +129,10 @@ def agent(
     db: DbOption = None,
 ) -> None:
     """Run trials on this box's slots until stopped (Ctrl-C: finish or abandon running trials)."""
-    from sweepd.store import queue
+    from sweepd.store.sweeps import find_sweep
 
     engine = open_engine(db)
-    sweep_ids = [queue.get_sweep(engine, ref).id for ref in sweep] if sweep else None
+    sweep_ids = [find_sweep(engine, ref).id for ref in sweep] if sweep else None
     if until_done and (sweep_ids is None or len(sweep_ids) != 1):
         raise UsageError("--until-done needs exactly one --sweep")
     options: dict[str, Any] = {"box": box} if box else {}

@@ -17,7 +17,8 @@ from sqlalchemy import Engine
 from sweepd.front import SweepFront, front
 from sweepd.store import review
 from sweepd.store.boxes import box_status
-from sweepd.store.queue import NotFound, SweepInfo, TrialInfo
+from sweepd.store.review import TrialInfo
+from sweepd.store.sweeps import NotFound, SweepInfo, find_sweep
 
 REASON_CHARS = 200  # the trial list carries the first line of a failure; the trial view the whole text
 # Sweep ids and trial numbers are INTEGER columns, 32-bit on PostgreSQL: a larger value from a URL
@@ -87,7 +88,7 @@ class Api:
             if not named:
                 raise NotFound(f"no sweep '{ref}'")
             ref = str(named[0])
-        return review.find_sweep(self.engine, ref)
+        return find_sweep(self.engine, ref)
 
     def _front(self, ref: str) -> SweepFront:
         info = self._find_sweep(ref)

@@ -36,7 +36,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from sweepd.dashboard.api import Api
 from sweepd.store.db import make_engine
-from sweepd.store.queue import NotFound
+from sweepd.store.sweeps import NotFound
 
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".ico": "image/x-icon"}

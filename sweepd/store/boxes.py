@@ -1,4 +1,5 @@
-"""Boxes and who may use them: reservations, the slot map `sweepd boxes` prints, the audit log.
+"""Boxes and who may use them: each box's agent and heartbeat, reservations, and the slot map
+`sweepd boxes` prints.
 
 A reservation gives a user some slots of a box for a while. Active reservations on a box take
 its slot indices in the order they were made (the first reservation of 2 slots holds slots 0-1,
@@ -13,14 +14,17 @@ naming who took what from whom and why.
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.orm import Session
 
-from sweepd.store.db import clock, epoch_now
-from sweepd.store.models import ACTIVE, Box, Event, Reservation, Sweep, Trial, check_length
-from sweepd.store.queue import NotFound, record_event, slot_owner, slot_owners
+from sweepd.store.audit import record_event
+from sweepd.store.dialect import clock, epoch_now
+from sweepd.store.models import ACTIVE, Box, Reservation, Sweep, Trial, check_length
+from sweepd.store.sweeps import NotFound
 
 
 class ReservationConflict(ValueError):
@@ -73,6 +77,69 @@ class BoxStatus:
     seen_ago: float
     slot_views: tuple[SlotView, ...]
     reservations: tuple[ReservationInfo, ...]
+
+
+def register_box(engine: Engine, name: str, slots: int, device: str, owner: str, agent: str) -> None:
+    """Create or update this box's row; the agent that calls it becomes the box's agent.
+
+    Names too long for their columns are refused here, once, with one line: on PostgreSQL they would
+    fail every later claim, which an agent cannot tell from a database outage."""
+    check_length(Box.name, name, "the box name (--box)")
+    check_length(Trial.lock_owner, agent, "the agent id (the box name, pid and a tag: use a shorter --box)")
+    check_length(Box.owner, owner, "the user name")
+    with Session(engine) as session, session.begin():
+        now = clock(session)
+        row = session.scalar(select(Box).where(Box.name == name).with_for_update())
+        if row is None:
+            session.add(Box(name=name, slots=slots, device=device, owner=owner, agent=agent, last_seen=now,
+                            state="online"))
+        else:
+            row.slots, row.device, row.owner, row.agent, row.last_seen, row.state = (
+                slots, device, owner, agent, now, "online")
+        record_event(session, now, owner, "agent_started", f"{agent}: {slots} {device} slots", box=name)
+
+
+def heartbeat_box(engine: Engine, name: str, agent: str, state: str = "online") -> None:
+    """Mark the box seen now (an agent is alive on it)."""
+    with Session(engine) as session, session.begin():
+        session.execute(update(Box).where(Box.name == name, Box.agent == agent)
+                        .values(last_seen=epoch_now(), state=state))
+
+
+def agent_alive(engine: Engine, box: str, within: float) -> str | None:
+    """The agent id that heartbeated `box` in the last `within` seconds, if any."""
+    with Session(engine) as session:
+        now = clock(session)
+        row = session.scalar(select(Box).where(Box.name == box, Box.state == "online"))
+        return row.agent if row is not None and now - row.last_seen <= within else None
+
+
+def slot_owners(reservations: list[tuple[str, int | None]]) -> list[tuple[int, float, str]]:
+    """(first slot, slot count, user) for a box's active reservations given in the order they were
+    made: each takes the next free slot indices; `None` slots takes every slot left."""
+    ranges: list[tuple[int, float, str]] = []
+    cursor = 0
+    for user, slots in reservations:
+        if slots is None:
+            ranges.append((cursor, math.inf, user))
+            break  # it holds everything left; later reservations cover no slot until it ends
+        ranges.append((cursor, slots, user))
+        cursor += slots
+    return ranges
+
+
+def slot_owner(ranges: list[tuple[int, float, str]], slot: int) -> str | None:
+    """The user whose range (from `slot_owners`) covers `slot`, if any."""
+    return next((user for first, count, user in ranges if first <= slot < first + count), None)
+
+
+def slot_reserved_by(conn: Connection, box: str, slot: int) -> str | None:
+    """The user whose active reservation covers (box, slot) now, if any."""
+    rows = conn.execute(select(Reservation.user, Reservation.slots)
+                        .where(Reservation.box == box, Reservation.until > epoch_now(),
+                               Reservation.starts_at <= epoch_now())
+                        .order_by(Reservation.id)).all()
+    return slot_owner(slot_owners([(user, slots) for user, slots in rows]), slot) if rows else None
 
 
 def _info(row: Reservation) -> ReservationInfo:
@@ -166,15 +233,6 @@ def release_box(engine: Engine, box: str, user: str, *, force: bool = False, not
         return [_info(r) for r in ending]
 
 
-def list_reservations(engine: Engine, box: str | None = None) -> list[ReservationInfo]:
-    """Reservations that have not ended yet (active or future), oldest first."""
-    with Session(engine) as session:
-        query = select(Reservation).where(Reservation.until > epoch_now()).order_by(Reservation.id)
-        if box is not None:
-            query = query.where(Reservation.box == box)
-        return [_info(r) for r in session.scalars(query)]
-
-
 def box_status(engine: Engine) -> list[BoxStatus]:
     """Every box, each slot's holder (user, sweep, trial, since) and reservation, and its last heartbeat."""
     with Session(engine) as session:
@@ -210,36 +268,6 @@ def box_status(engine: Engine) -> list[BoxStatus]:
     return out
 
 
-@dataclass(frozen=True)
-class EventInfo:
-    id: int
-    at: float
-    actor: str
-    kind: str
-    box: str | None
-    sweep_id: int | None
-    trial_id: int | None
-    detail: str | None
-
-
-def events(engine: Engine, limit: int = 50, *, box: str | None = None, sweep_id: int | None = None,
-           kind: str | None = None) -> list[EventInfo]:
-    """The newest `limit` events of the audit log, oldest first, optionally for one box, sweep or kind."""
-    with Session(engine) as session:
-        query = select(Event).order_by(Event.id.desc()).limit(limit)
-        if box is not None:
-            query = query.where(Event.box == box)
-        if sweep_id is not None:
-            query = query.where(Event.sweep_id == sweep_id)
-        if kind is not None:
-            query = query.where(Event.kind == kind)
-        rows = session.scalars(query).all()
-        return [EventInfo(id=r.id, at=r.at, actor=r.actor, kind=r.kind, box=r.box, sweep_id=r.sweep_id,
-                          trial_id=r.trial_id, detail=r.detail) for r in reversed(rows)]
-
-
 def _clock(epoch: float) -> str:
-    import time
-
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch))
 

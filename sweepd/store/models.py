@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, literal_column, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Trial statuses. A trial moves queued -> leased -> running -> succeeded | failed | abandoned,
@@ -23,6 +23,14 @@ OPEN = (QUEUED, LEASED, RUNNING)
 INFRA = "infra"                    # lease expired, box lost, agent shutdown: retried, not observed
 HYPERPARAMETER = "hyperparameter"  # OOM, NaN, crash after training started: observed as a failure
 SETUP = "setup"                    # import or config error: pauses the sweep, not observed
+
+
+
+def literal_status(status: str) -> Any:
+    """A status written into the SQL, not bound: PostgreSQL can use a partial index (WHERE
+    status = 'queued') in a prepared statement's generic plan only when it sees the value."""
+    return literal_column(f"'{status}'")
+
 
 # Sweep statuses.
 SWEEP_RUNNING, SWEEP_PAUSED, SWEEP_STOPPED, SWEEP_FINISHED = "running", "paused", "stopped", "finished"

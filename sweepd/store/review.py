@@ -28,7 +28,44 @@ from sweepd.store.models import (
     Trial,
     finite,
 )
-from sweepd.store.queue import NotFound, SweepInfo, TrialInfo, find_sweep_row
+from sweepd.store.sweeps import NotFound, find_sweep
+
+
+@dataclass(frozen=True)
+class TrialInfo:
+    id: int
+    sweep_id: int
+    number: int
+    kind: str
+    params: dict[str, Any]
+    seed: int
+    status: str
+    box: str | None
+    slot: int | None
+    lock_owner: str | None
+    lock_token: str | None
+    lock_expires_at: float | None
+    heartbeat_at: float | None
+    attempts: int
+    predicted_score: float | None
+    predicted_cost: float | None
+    score: float | None
+    score_stderr: float | None
+    cost: float | None
+    truncated: bool
+    metrics: dict[str, Any]
+    failure_reason: str | None
+    failure_category: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    spent: float = 0.0    # every attempt's cost added up: what the sweep's budget counts
+
+    @classmethod
+    def of(cls, row: Trial) -> TrialInfo:
+        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+
+
 
 _LIGHT_COLUMNS = [f.name for f in fields(TrialInfo) if f.name != "metrics"]
 
@@ -58,10 +95,10 @@ class SweepSummary:
 
 def sweep_summaries(engine: Engine, refs: Iterable[str | int] | None = None) -> list[SweepSummary]:
     """Every sweep (or the given ones), newest first, counted in one GROUP BY over trials."""
+    query = select(Sweep).order_by(Sweep.id.desc())
+    if refs is not None:
+        query = query.where(Sweep.id.in_([find_sweep(engine, ref).id for ref in refs]))
     with Session(engine) as session:
-        query = select(Sweep).order_by(Sweep.id.desc())
-        if refs is not None:
-            query = query.where(Sweep.id.in_([find_sweep_row(session, ref).id for ref in refs]))
         sweeps = session.scalars(query).all()
         stats = session.execute(
             select(Trial.sweep_id, Trial.status, func.count(), func.coalesce(func.sum(Trial.spent), 0.0),
@@ -90,10 +127,11 @@ def _summary(sweep: Sweep, stats: dict[str, tuple[int, float, float | None, floa
         cost_spent=sum(s[1] for s in stats.values()), created_at=sweep.created_at, finished_at=sweep.finished_at)
 
 
-def find_sweep(engine: Engine, ref: str | int) -> SweepInfo:
-    """A sweep by name or id (NotFound names recent sweeps)."""
+def list_trials(engine: Engine, sweep_id: int) -> list[TrialInfo]:
+    """A sweep's trials in number order."""
     with Session(engine) as session:
-        return SweepInfo.of(find_sweep_row(session, ref))
+        rows = session.scalars(select(Trial).where(Trial.sweep_id == sweep_id).order_by(Trial.number))
+        return [TrialInfo.of(r) for r in rows]
 
 
 def trial_table(engine: Engine, sweep_id: int) -> list[TrialInfo]:

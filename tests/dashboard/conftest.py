@@ -8,8 +8,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from sweepd.store import db, queue
-from sweepd.store.queue import FinishedTrial, SweepInfo
+from sweepd.store import db
+from sweepd.store.boxes import register_box
+from sweepd.store.enqueue import FinishedTrial, import_trials
+from sweepd.store.sweeps import SweepInfo, create_sweep, find_sweep
 
 PARAMS = [{"name": "train.learning_rate", "space": "log", "min": 1e-4, "max": 1e-1, "center": 1e-2, "integer": False},
           {"name": "train.total_timesteps", "space": "log", "min": 1e3, "max": 1e6, "center": 10_000,
@@ -50,10 +52,10 @@ class Served:
 def make_review_sweep(db_url: str) -> SweepInfo:
     """A finished 12-trial sweep and a registered box in the (empty) database at `db_url`."""
     engine = db.open_store(db_url)
-    sweep = queue.create_sweep(engine, SPEC, owner="alice")
-    queue.import_trials(engine, sweep.id, results())
-    queue.register_box(engine, "gpu-box-1", 2, "cuda", "alice", "gpu-box-1:1:abc")
-    return queue.get_sweep(engine, sweep.id)
+    sweep = create_sweep(engine, SPEC, owner="alice")
+    import_trials(engine, sweep.id, results())
+    register_box(engine, "gpu-box-1", 2, "cuda", "alice", "gpu-box-1:1:abc")
+    return find_sweep(engine, sweep.id)
 
 
 def serve(db_url: str, sweep: SweepInfo) -> Iterator[Served]:

@@ -16,8 +16,12 @@ import pytest
 from sqlalchemy.orm import Session
 
 from sweepd.dashboard.server import is_loopback
-from sweepd.store import db, queue, review
+from sweepd.store import db, review
+from sweepd.store.enqueue import enqueue_trial
+from sweepd.store.leasing import Holder, lease_trial
 from sweepd.store.models import Reservation
+from sweepd.store.sweeps import SweepInfo, create_sweep
+from sweepd.store.transitions import finish_trial, start_trial
 
 
 def get(url: str) -> Any:
@@ -109,18 +113,18 @@ def test_every_asset_the_page_names_is_served(served):
     assert "http" not in re.sub(r'href="#[^"]*"', "", html).replace("http-equiv", "")  # nothing from a CDN
 
 
-def running_copy(engine, sweep: queue.SweepInfo) -> queue.SweepInfo:
+def running_copy(engine, sweep: SweepInfo) -> SweepInfo:
     """A second sweep like `sweep` without a trial budget: it takes work (the fixture's is finished)."""
     spec = {**sweep.spec, "settings": {**sweep.spec["settings"], "max_trials": 0}}
-    return queue.create_sweep(engine, spec, owner="alice", name=f"{sweep.name}-more")
+    return create_sweep(engine, spec, owner="alice", name=f"{sweep.name}-more")
 
 
 def test_boxes_show_slot_holders_and_reservations(served):
     engine = db.open_store(served.db_url)
     sweep = running_copy(engine, served.sweep)
-    holder = queue.Holder(agent="gpu-box-1:1:abc", box="gpu-box-1", slot=1, user="alice")
-    queue.enqueue_trial(engine, sweep.id, {"train.learning_rate": 0.01, "train.total_timesteps": 10_000})
-    lease = queue.lease_trial(engine, holder, lambda sweep, history: None)
+    holder = Holder(agent="gpu-box-1:1:abc", box="gpu-box-1", slot=1, user="alice")
+    enqueue_trial(engine, sweep.id, {"train.learning_rate": 0.01, "train.total_timesteps": 10_000})
+    lease = lease_trial(engine, holder, lambda sweep, history: None)
     assert lease is not None
     with Session(engine) as session, session.begin():
         session.add(Reservation(box="gpu-box-1", user="bob", slots=None, starts_at=0.0, until=4e9,
@@ -139,13 +143,13 @@ def test_version_changes_when_a_trial_starts_or_finishes(review_sweep):
     engine = db.open_store(url)
     sweep = running_copy(engine, finished)
     before = review.sweep_version(engine, sweep.id)
-    queue.enqueue_trial(engine, sweep.id, {"train.learning_rate": 0.02, "train.total_timesteps": 1_000})
+    enqueue_trial(engine, sweep.id, {"train.learning_rate": 0.02, "train.total_timesteps": 1_000})
     queued = review.sweep_version(engine, sweep.id)
-    holder = queue.Holder(agent="a", box="b", slot=0, user="alice")
-    lease = queue.lease_trial(engine, holder, lambda sweep, history: None)
-    queue.start_trial(engine, lease)
+    holder = Holder(agent="a", box="b", slot=0, user="alice")
+    lease = lease_trial(engine, holder, lambda sweep, history: None)
+    start_trial(engine, lease)
     started = review.sweep_version(engine, sweep.id)
-    queue.finish_trial(engine, lease, 3.0, 2.0)
+    finish_trial(engine, lease, 3.0, 2.0)
     finished = review.sweep_version(engine, sweep.id)
     assert len({json.dumps(v) for v in (before, queued, started, finished)}) == 4
 
@@ -190,7 +194,7 @@ def test_a_trial_number_no_row_can_have_is_a_json_404_without_traceback(served_o
 
 def test_a_sweep_named_with_digits_past_the_id_column_is_found_by_name(served_on_each_db):
     engine = db.open_store(served_on_each_db.db_url)
-    named = queue.create_sweep(engine, served_on_each_db.sweep.spec, owner="alice", name="3000000000")
+    named = create_sweep(engine, served_on_each_db.sweep.spec, owner="alice", name="3000000000")
     assert get(f"{served_on_each_db.url}api/sweeps/3000000000")["id"] == named.id
     assert get(f"{served_on_each_db.url}api/sweeps/3000000000/trials") == []
     assert get(f"{served_on_each_db.url}api/sweeps/{served_on_each_db.sweep.id}")["id"] == served_on_each_db.sweep.id

@@ -7,8 +7,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from sweepd.store import db, queue
+from sweepd.store import db
 from sweepd.store.models import Base
+from sweepd.store.review import list_trials
+from sweepd.store.sweeps import find_sweep
 
 SPEC = {"name": "old", "env": "snake", "source": "test",
         "settings": {"searcher": "random", "seed": 1, "max_suggestion_cost": 10.0, "max_trials": 5,
@@ -48,10 +50,10 @@ def test_upgrading_a_first_revision_database_keeps_its_rows(db_url):
             "(1, 1, 'random', '{\"x\": 1}', 7, 'succeeded', 1, false, '{}', 2.5, 3.0, 100.0, 110.0)"))
     store = db.open_store(db_url)  # what every command does: upgrade an old database to head
     assert db.current_revision(store) == db.head_revision()
-    (trial,) = queue.list_trials(store, 1)
+    (trial,) = list_trials(store, 1)
     assert (trial.params, trial.score, trial.status) == ({"x": 1}, 2.5, "succeeded")
     assert trial.spent == 3.0  # 0003: what a trial spent starts from its recorded cost
-    assert queue.get_sweep(store, "old-1").owner == "alice"
+    assert find_sweep(store, "old-1").owner == "alice"
     assert inspect(store).has_table("reservations")
 
 

@@ -6,8 +6,10 @@ from dataclasses import replace
 
 import pytest
 
-from sweepd.store import db, queue, review
-from sweepd.store.queue import FinishedTrial
+from sweepd.store import db, review
+from sweepd.store.enqueue import FinishedTrial, enqueue_trial, import_trials
+from sweepd.store.review import list_trials
+from sweepd.store.sweeps import create_sweep
 
 SPEC = {"name": "rev", "env": "snake", "source": "test", "params": [],
         "settings": {"searcher": "random", "seed": 3, "max_suggestion_cost": 10.0, "max_trials": 0,
@@ -20,14 +22,14 @@ def engine(db_url):
 
 
 def test_summaries_count_statuses_and_pick_best_by_direction(engine):
-    sweep = queue.create_sweep(engine, SPEC, owner="tester")
-    queue.import_trials(engine, sweep.id, [FinishedTrial({"x": 1}, 4.0, 2.0), FinishedTrial({"x": 2}, 1.5, 3.0),
+    sweep = create_sweep(engine, SPEC, owner="tester")
+    import_trials(engine, sweep.id, [FinishedTrial({"x": 1}, 4.0, 2.0), FinishedTrial({"x": 2}, 1.5, 3.0),
                                            FinishedTrial({"x": 3}, None, 1.0, status="failed"),
                                            FinishedTrial({"x": 4}, None, 0.5, status="abandoned")])
-    queue.enqueue_trial(engine, sweep.id, {"x": 5})
-    other = queue.create_sweep(engine, {**SPEC, "settings": {**SPEC["settings"], "direction": "maximize"}},
+    enqueue_trial(engine, sweep.id, {"x": 5})
+    other = create_sweep(engine, {**SPEC, "settings": {**SPEC["settings"], "direction": "maximize"}},
                                owner="bob")
-    queue.import_trials(engine, other.id, [FinishedTrial({"x": 1}, 4.0, 2.0), FinishedTrial({"x": 2}, 1.5, 3.0)])
+    import_trials(engine, other.id, [FinishedTrial({"x": 1}, 4.0, 2.0), FinishedTrial({"x": 2}, 1.5, 3.0)])
 
     mine, theirs = review.sweep_summaries(engine, [sweep.name, other.id])[::-1]
     assert (mine.trials, mine.succeeded, mine.failed, mine.queued, mine.running) == (5, 2, 2, 1, 0)
@@ -37,16 +39,16 @@ def test_summaries_count_statuses_and_pick_best_by_direction(engine):
 
 
 def test_trial_table_is_list_trials_without_metrics(engine):
-    sweep = queue.create_sweep(engine, SPEC, owner="tester")
-    queue.import_trials(engine, sweep.id, [FinishedTrial({"x": 1}, 4.0, 2.0, metrics={"curve": [[1, 2, 3]]})])
-    (full,) = queue.list_trials(engine, sweep.id)
+    sweep = create_sweep(engine, SPEC, owner="tester")
+    import_trials(engine, sweep.id, [FinishedTrial({"x": 1}, 4.0, 2.0, metrics={"curve": [[1, 2, 3]]})])
+    (full,) = list_trials(engine, sweep.id)
     (light,) = review.trial_table(engine, sweep.id)
     assert light == replace(full, metrics={})
     assert review.get_trial(engine, sweep.id, 1).metrics == {"curve": [[1, 2, 3]]}
 
 
 def test_import_rejects_unfinished_trials(engine):
-    sweep = queue.create_sweep(engine, SPEC, owner="tester")
+    sweep = create_sweep(engine, SPEC, owner="tester")
     with pytest.raises(ValueError, match="finished"):
-        queue.import_trials(engine, sweep.id, [FinishedTrial({"x": 1}, None, 0.0, status="running")])
-    assert queue.list_trials(engine, sweep.id) == []
+        import_trials(engine, sweep.id, [FinishedTrial({"x": 1}, None, 0.0, status="running")])
+    assert list_trials(engine, sweep.id) == []

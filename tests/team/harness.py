@@ -16,7 +16,10 @@ from typing import Any
 
 from toy import alive, toy_runs, wait_for, write_toy_sweep  # noqa: F401 (re-exported to the team tests)
 
-from sweepd.store import db, queue
+from sweepd.store import db
+from sweepd.store.history import sweep_history
+from sweepd.store.review import TrialInfo, list_trials
+from sweepd.store.sweeps import SweepInfo, find_sweep
 
 
 class Team:
@@ -32,13 +35,13 @@ class Team:
     def env(self, **extra: str) -> dict[str, str]:
         return dict(os.environ, SWEEPD_DB=self.url, SWEEPD_HOME=str(self.home), WANDB_MODE="disabled", **extra)
 
-    def launch(self, trials: int, steps: int, name: str = "toy", user: str = "tester") -> queue.SweepInfo:
+    def launch(self, trials: int, steps: int, name: str = "toy", user: str = "tester") -> SweepInfo:
         """Queue a sweep owned by `user` without running it (agents are started separately)."""
         path = write_toy_sweep(self.tmp, trials, steps, name)
         done = self.cli("launch", str(path), "--detach", "--name", name, user=user)
         assert done.returncode == 0, done.stdout + done.stderr
         self.name = self.name or name
-        return queue.get_sweep(self.engine, name)
+        return find_sweep(self.engine, name)
 
     def cli(self, *args: str, user: str = "tester", timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run a `sweepd` command as `user` (on a terminal wide enough that tables do not wrap)."""
@@ -62,10 +65,10 @@ class Team:
     def logs(self) -> str:
         return "\n".join(f"--- {p.log_path}\n" + Path(p.log_path).read_text() for p in self.agents)  # type: ignore
 
-    def trials(self) -> list[queue.TrialInfo]:
-        return retry_db(lambda: queue.list_trials(self.engine, queue.get_sweep(self.engine, self.name).id))
+    def trials(self) -> list[TrialInfo]:
+        return retry_db(lambda: list_trials(self.engine, find_sweep(self.engine, self.name).id))
 
-    def trial(self, number: int) -> queue.TrialInfo:
+    def trial(self, number: int) -> TrialInfo:
         return next(t for t in self.trials() if t.number == number)
 
     def runs(self, number: int) -> list[int]:
@@ -90,15 +93,15 @@ class Team:
                 proc.wait(10)
         self.engine.dispose()
 
-    def assert_complete(self, trials: int) -> list[queue.TrialInfo]:
+    def assert_complete(self, trials: int) -> list[TrialInfo]:
         """The sweep finished: every trial ended once with one result, nothing open, nothing lost."""
         rows = self.trials()
-        sweep = queue.get_sweep(self.engine, self.name)
+        sweep = find_sweep(self.engine, self.name)
         assert sweep.status == "finished", self.logs()
         assert [t.number for t in rows] == list(range(1, trials + 1))
         assert all(t.status in ("succeeded", "failed") for t in rows), [(t.number, t.status) for t in rows]
         assert all(t.lock_expires_at is None for t in rows)  # no lease left held
-        history = queue.history(self.engine, sweep.id)
+        history = sweep_history(self.engine, sweep.id)
         assert len(history.observations) == trials and history.pending == ()  # one observation per trial
         for t in rows:
             if t.status == "succeeded":  # the result kept is one run's own report

@@ -10,7 +10,12 @@ import pytest
 
 from sweepd.search import Observation, create_searcher
 from sweepd.space import Param
-from sweepd.store import db, queue
+from sweepd.store import db
+from sweepd.store.history import Evidence, Proposal
+from sweepd.store.leasing import Holder, lease_trial
+from sweepd.store.review import TrialInfo, list_trials
+from sweepd.store.sweeps import SweepInfo, create_sweep
+from sweepd.store.transitions import finish_trial
 
 AGENTS, LEASES = 8, 25
 PARAMS = [Param("train.lr", "log", 1e-4, 1e-1, 1e-2), Param("train.ent", "linear", 0.0, 1.0, 0.5)]
@@ -22,14 +27,14 @@ def spec(max_trials: int) -> dict:
                          "max_total_cost": 0.0, "priority": 0, "max_slots": 0, "direction": "maximize"}}
 
 
-def random_proposer(sweep: queue.SweepInfo, history: queue.History) -> queue.Proposal:
+def random_proposer(sweep: SweepInfo, history: Evidence) -> Proposal:
     """What the agent does (sweepd.agent.propose_next) with the random searcher: rebuild from the DB."""
     searcher = create_searcher("random", PARAMS, seed=sweep.seed, max_suggestion_cost=sweep.max_suggestion_cost)
     for seen in history.observations:
         searcher.observe(Observation(params=seen.params, score=seen.score, cost=seen.cost, failed=seen.failed))
     for params in history.pending:
         searcher.add_pending(params)
-    return queue.Proposal(params=dict(searcher.suggest().params), kind="random")
+    return Proposal(params=dict(searcher.suggest().params), kind="random")
 
 
 def agent_process(url: str, sweep_id: int, index: int, go, out) -> None:
@@ -37,20 +42,20 @@ def agent_process(url: str, sweep_id: int, index: int, go, out) -> None:
     got = []
     go.wait()
     for n in range(LEASES):
-        holder = queue.Holder(agent=f"agent-{index}", box=f"box-{index}", slot=0, user="tester")
-        lease = queue.lease_trial(engine, holder, random_proposer, 60.0, [sweep_id])
+        holder = Holder(agent=f"agent-{index}", box=f"box-{index}", slot=0, user="tester")
+        lease = lease_trial(engine, holder, random_proposer, 60.0, [sweep_id])
         if lease is None:
             continue
         got.append((lease.trial_id, lease.token))
         if n % 3:  # finish most, leave some in flight: the searcher must see those as pending
-            queue.finish_trial(engine, lease, float(n), 1.0)
+            finish_trial(engine, lease, float(n), 1.0)
     engine.dispose()
     out.put(got)
 
 
-def race(url: str, max_trials: int) -> tuple[list[tuple[int, str]], list[queue.TrialInfo]]:
+def race(url: str, max_trials: int) -> tuple[list[tuple[int, str]], list[TrialInfo]]:
     engine = db.open_store(url)
-    sweep = queue.create_sweep(engine, spec(max_trials), owner="tester")
+    sweep = create_sweep(engine, spec(max_trials), owner="tester")
     ctx = mp.get_context("fork")
     go, out = ctx.Event(), ctx.Queue()
     procs = [ctx.Process(target=agent_process, args=(url, sweep.id, i, go, out)) for i in range(AGENTS)]
@@ -61,7 +66,7 @@ def race(url: str, max_trials: int) -> tuple[list[tuple[int, str]], list[queue.T
     for proc in procs:
         proc.join(30)
         assert proc.exitcode == 0
-    return leases, queue.list_trials(engine, sweep.id)
+    return leases, list_trials(engine, sweep.id)
 
 
 @pytest.mark.slow

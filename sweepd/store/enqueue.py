@@ -1,0 +1,98 @@
+"""Trials given rather than proposed: configs queued by hand or by a baseline (leased before any
+new suggestion), and results obtained elsewhere imported as finished trials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from sweepd.store.audit import record_event
+from sweepd.store.budget import finish_sweep_if_spent
+from sweepd.store.dialect import clock
+from sweepd.store.models import ABANDONED, FAILED, HYPERPARAMETER, QUEUED, SUCCEEDED, Trial, finite
+from sweepd.store.review import TrialInfo
+from sweepd.store.sweeps import lock_sweep, next_number, trial_seed
+
+
+def enqueue_trial(engine: Engine, sweep_id: int, params: dict[str, Any], kind: str = "user",
+                  actor: str = "") -> TrialInfo:
+    """Queue a given config (baselines, user requests): leased before any new suggestion."""
+    with Session(engine) as session, session.begin():
+        now = clock(session)
+        sweep = lock_sweep(session, sweep_id)
+        number = next_number(session, sweep_id)
+        row = Trial(sweep_id=sweep_id, number=number, kind=kind, params=dict(params),
+                    seed=trial_seed(sweep.seed, number), status=QUEUED, attempts=0, metrics={}, created_at=now)
+        session.add(row)
+        session.flush()
+        record_event(session, now, actor or sweep.owner, "trial_enqueued", kind, sweep_id=sweep_id, trial_id=row.id)
+        return TrialInfo.of(row)
+
+
+def enqueue_trials(engine: Engine, sweep_id: int, configs: Iterable[dict[str, Any]], kind: str = "user",
+                   actor: str = "") -> int:
+    """Queue many given configs in one transaction (one INSERT); returns how many."""
+    with Session(engine) as session, session.begin():
+        now = clock(session)
+        sweep = lock_sweep(session, sweep_id)
+        first = next_number(session, sweep_id)
+        rows = [{"sweep_id": sweep_id, "number": number, "kind": kind, "params": dict(params),
+                 "seed": trial_seed(sweep.seed, number), "status": QUEUED, "attempts": 0, "metrics": {},
+                 "truncated": False, "created_at": now} for number, params in enumerate(configs, start=first)]
+        if rows:
+            session.execute(Trial.__table__.insert(), rows)
+            record_event(session, now, actor or sweep.owner, "trials_enqueued", f"{len(rows)} {kind} trials",
+                         sweep_id=sweep_id)
+        return len(rows)
+
+
+@dataclass(frozen=True)
+class FinishedTrial:
+    """A result obtained outside sweepd's agents (an earlier sweep, a benchmark), to import as-is."""
+
+    params: dict[str, Any]
+    score: float | None
+    cost: float
+    status: str = SUCCEEDED          # succeeded | failed | abandoned
+    kind: str = "user"
+    score_stderr: float | None = None
+    predicted_cost: float | None = None
+    metrics: dict[str, Any] | None = None
+    failure_reason: str | None = None
+
+
+def import_trials(engine: Engine, sweep_id: int, results: Iterable[FinishedTrial], actor: str = "") -> int:
+    """Append finished trials to a sweep in one transaction (no lease: they never run); returns the count.
+
+    One bulk INSERT rather than a lease and finish per trial, so that 10,000 imported results take
+    seconds (the dashboard benchmark builds its sweep this way).
+    """
+    with Session(engine) as session, session.begin():
+        now = clock(session)
+        sweep = lock_sweep(session, sweep_id)
+        first = next_number(session, sweep_id)
+        rows = []
+        for number, r in enumerate(results, start=first):
+            if r.status not in (SUCCEEDED, FAILED, ABANDONED):
+                raise ValueError(f"an imported trial must be finished, not '{r.status}'")
+            rows.append({"sweep_id": sweep_id, "number": number, "kind": r.kind, "params": dict(r.params),
+                         "seed": trial_seed(sweep.seed, number), "status": r.status, "attempts": 1,
+                         "score": finite(r.score), "score_stderr": finite(r.score_stderr), "cost": r.cost,
+                         "spent": finite(r.cost) or 0.0,
+                         "predicted_cost": finite(r.predicted_cost), "metrics": r.metrics or {},
+                         "failure_reason": r.failure_reason,
+                         "failure_category": HYPERPARAMETER if r.status == FAILED else None,
+                         "truncated": False, "created_at": now, "started_at": now, "finished_at": now})
+        if rows:
+            session.execute(Trial.__table__.insert(), rows)
+            record_event(session, now, actor or sweep.owner, "trials_imported", f"{len(rows)} trials",
+                         sweep_id=sweep_id)
+            session.flush()
+            # An import that spends the budget (max_trials) finishes the sweep, as a last result would.
+            finish_sweep_if_spent(session.connection(), sweep_id, actor or sweep.owner)
+        return len(rows)
