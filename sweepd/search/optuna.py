@@ -20,8 +20,10 @@ ranks trials over the cap below every feasible one. Optuna has no cost model, so
 new config under the cap; the worker stops every trial at the cap as it does for any searcher.
 
 Options (keyword arguments of ``create_searcher("optuna", ...)``): ``n_startup_trials`` (10,
-Optuna's default: random configs before TPE starts). ``num_random_samples`` and
-``resample_frequency`` are accepted (a sweep file may set them for any searcher) and ignored.
+Optuna's default: random configs before TPE starts). ``num_random_samples``,
+``resample_frequency`` and the early-stopping options (``budget_param``, ``curve_points``,
+``early_stop``, ``early_stop_probability``, ``early_stop_min_fraction``) are accepted (a sweep file
+may set them for any searcher) and ignored: ``report`` records a curve point and never stops a trial.
 """
 from __future__ import annotations
 
@@ -44,7 +46,9 @@ class OptunaSearcher(HistorySearcher):
     """Optuna's TPE on (score, cost), from the history alone (see the module docstring)."""
 
     def __init__(self, params: Sequence[Param], seed: int = 0, max_suggestion_cost: float = math.inf, *,
-                 n_startup_trials: int = 10, num_random_samples: int = 0, resample_frequency: int = 0) -> None:
+                 n_startup_trials: int = 10, num_random_samples: int = 0, resample_frequency: int = 0,
+                 budget_param: str | None = None, curve_points: int = 0, early_stop: bool = False,
+                 early_stop_probability: float = 0.0, early_stop_min_fraction: float = 0.0) -> None:
         from sweepd.search import require_dependency
 
         self._optuna = require_dependency("optuna")

@@ -27,8 +27,11 @@ Protein honours the cap only as it can: it drops candidates whose predicted cost
 when all are over, it takes the first candidate regardless (PufferLib's behaviour). The worker
 stops every trial at the cap as it does for any searcher. ``suggest()`` takes seconds (two GP fits).
 
-Options: ``num_random_samples`` and ``resample_frequency`` are accepted (a sweep file may set
-them for any searcher) and ignored: Protein keeps PufferLib's defaults.
+Options: ``num_random_samples``, ``resample_frequency`` and the early-stopping options
+(``budget_param``, ``curve_points``, ``early_stop``, ``early_stop_probability``,
+``early_stop_min_fraction``) are accepted (a sweep file may set them for any searcher) and ignored:
+Protein keeps PufferLib's defaults, and PufferLib 3.0's Protein stops no run early (``report``
+records a curve point and never stops a trial).
 """
 from __future__ import annotations
 
@@ -54,7 +57,9 @@ class ProteinSearcher(HistorySearcher):
     """PufferLib's Protein, from the history alone (see the module docstring)."""
 
     def __init__(self, params: Sequence[Param], seed: int = 0, max_suggestion_cost: float = math.inf, *,
-                 num_random_samples: int = 0, resample_frequency: int = 0) -> None:
+                 num_random_samples: int = 0, resample_frequency: int = 0, budget_param: str | None = None,
+                 curve_points: int = 0, early_stop: bool = False, early_stop_probability: float = 0.0,
+                 early_stop_min_fraction: float = 0.0) -> None:
         from sweepd.search import require_dependency
 
         with _silenced():  # importing PufferLib prints gym's deprecation notice
