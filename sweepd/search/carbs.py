@@ -51,7 +51,7 @@ caller's thread count on return; importing this module changes no global state.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,15 +61,23 @@ import scipy.stats
 import torch
 
 from sweepd.search.gp import GaussianProcess
-from sweepd.search.history import History, HistorySearcher, Suggestion
+from sweepd.search.history import CurvePoint, CurveRecord, History, HistorySearcher, Suggestion
 from sweepd.search.pareto import cheap_group_cost, front_value, log_cost, pareto_front
 from sweepd.space import Param, bounds, from_basic, snap
 
 _MIN_SUCCESSES = 3
 _RADIUS_MULTIPLIERS = np.array([0.25, 0.5, 1.0, 2.0])
 _MAX_RADIUS_DOUBLINGS = 2.0
+# The one-fifth success rule (Rechenberg's step-size rule for evolution strategies): the radius
+# grows while more than a fifth of the runs improve the front and shrinks back while fewer do;
+# a success adds _SUCCESS_GAIN * 4/5 doublings, a miss takes _SUCCESS_GAIN / 5 (3 straight
+# successes: about one doubling).
+_SUCCESS_RATE = 0.2
+_SUCCESS_GAIN = 0.4
+_SUCCESS_HORIZON = 60
 _SHRINK_FACTORS = (0.5, 0.25, 0.1)
 _WARMUP_DRAWS = 64
+_MIN_FRACTION = 1e-3  # a curve point's fraction of its run is floored here (u stays finite)
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,23 @@ class _Front:
     cost: np.ndarray  # geometric mean cost
     count: np.ndarray  # runs of the config
     front: np.ndarray  # indices into the above, sorted by cost
+    group: float  # runs cheaper than this count as costing this much (cheap runs are noisy)
+
+    def dominated_below(self, cost: float) -> float:
+        """The best front score at or below ``cost``: a run must beat it to improve the front there."""
+        c = max(cost, self.group)
+        on = [i for i in self.front if max(self.cost[i], self.group) <= c]
+        return float(self.score[on].max()) if on else -math.inf
+
+
+@dataclass(frozen=True)
+class _Models:
+    """The surrogates fitted on the finished history (no pending configs): reused until it grows."""
+
+    score: GaussianProcess  # inputs: basic coordinates, plus u = -log10(fraction of the run) if with_u
+    cost: GaussianProcess  # log cost of full (or as-trained) runs
+    success: GaussianProcess | None  # 0/1 labels, only when some run failed
+    with_u: bool
 
 
 class CarbsSearcher(HistorySearcher):
@@ -91,7 +116,9 @@ class CarbsSearcher(HistorySearcher):
                  num_random_samples: int = 4, resample_frequency: int = 5,
                  initial_search_radius: float = 0.3, min_pareto_cost_fraction: float = 0.1,
                  cost_quantile: float = 0.9, stale_window: int = 10, max_train_points: int = 128,
-                 max_fit_points: int = 48, fit_iterations: int = 20, num_candidates: int = 0) -> None:
+                 max_fit_points: int = 48, fit_iterations: int = 20, num_candidates: int = 0,
+                 budget_param: str | None = None, curve_points: int = 3, early_stop: bool = True,
+                 early_stop_probability: float = 0.05, early_stop_min_fraction: float = 0.25) -> None:
         if not params:
             raise ValueError("a searcher needs at least one parameter")
         if len({p.name for p in params}) != len(params):
@@ -106,6 +133,10 @@ class CarbsSearcher(HistorySearcher):
             raise ValueError("cost_quantile must be in (0, 1)")
         if max_fit_points < _MIN_SUCCESSES or max_train_points < max_fit_points or fit_iterations < 0:
             raise ValueError("need 3 <= max_fit_points <= max_train_points and fit_iterations >= 0")
+        if curve_points < 0:
+            raise ValueError("curve_points must be >= 0")
+        if not 0 < early_stop_probability < 1 or not 0 < early_stop_min_fraction <= 1:
+            raise ValueError("early_stop_probability must be in (0, 1) and early_stop_min_fraction in (0, 1]")
         self.params, self.seed = tuple(params), int(seed)
         self.max_suggestion_cost = float(max_suggestion_cost)
         self.num_random_samples, self.resample_frequency = int(num_random_samples), int(resample_frequency)
@@ -115,9 +146,12 @@ class CarbsSearcher(HistorySearcher):
         self.max_train_points, self.max_fit_points = int(max_train_points), int(max_fit_points)
         d = len(self.params)
         self.num_candidates = int(num_candidates) or min(2000, max(500, 100 * d))
-        self.history = History(self.params)
+        self.curve_points, self.early_stop = int(curve_points), bool(early_stop)
+        self.stop_probability, self.stop_min_fraction = float(early_stop_probability), float(early_stop_min_fraction)
+        self.history = History(self.params, budget_param)
         self._lo, self._hi = bounds(self.params)
         self._front_cache: tuple[int, _Front | None] = (-1, None)
+        self._models_cache: tuple[int, _Models | None] = (-1, None)
 
     # -- the public interface ------------------------------------------------------------------
 
@@ -132,13 +166,38 @@ class CarbsSearcher(HistorySearcher):
         self.history.add_pending(sug.params)
         return Suggestion(dict(sug.params), sug.predicted_score, sug.predicted_cost, sug.kind)
 
+    def report(self, params: Mapping[str, Any], cost: float, score: float, *,
+               steps: float | None = None, stoppable: bool = True) -> bool:
+        """A curve point of the running trial ``params``: True means stop that trial now.
+
+        ``cost`` is the seconds it has spent, ``score`` its score there, ``steps`` the budget
+        param's value trained so far (when the sweep has a ``budget_param``). The point is kept
+        and joins the trial's observation. Never True for a trial that is not ``stoppable`` (one a
+        user queued), a repeat of an observed config (a resample), or before the model exists; see
+        the module docstring for the rule. The trial's final observation arrives through
+        ``observe`` as usual (a trial told to stop is observed as truncated).
+        """
+        h = self.history
+        key = h.report(params, CurvePoint(float(cost), float(score), steps))
+        if not (self.early_stop and stoppable) or h.seen(params):
+            return False
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            stop = self._hopeless(params, h.running[key])
+        finally:
+            torch.set_num_threads(threads)
+        if stop:
+            h.stopped.add(key)
+        return stop
+
     # -- one suggestion -------------------------------------------------------------------------
 
     def _suggest(self) -> Suggestion:
         h = self.history
         index = h.n_observed + h.n_pending  # this suggestion's number, the same after a rebuild
         rng = h.rng(self.seed)
-        n_ok = h.n_observed - sum(h.failed)
+        n_ok = int(self._finals().sum())
         if index < self.num_random_samples or n_ok < _MIN_SUCCESSES:
             return self._warmup(rng, index)
         f = self.resample_frequency
@@ -181,36 +240,19 @@ class CarbsSearcher(HistorySearcher):
     def _search(self, rng: np.random.Generator) -> Suggestion:
         h = self.history
         fr = self._front()
-        assert fr is not None  # at least _MIN_SUCCESSES runs succeeded
-        x_all = np.array(h.x)
-        ok = ~np.array(h.failed)
-        train = self._training_indices(fr, self.max_train_points)
-        fit = self._training_indices(fr, self.max_fit_points)
-        y_score = np.array(h.scores)
-        y_cost = log_cost(h.costs)
-        cost_gp = self._fit(x_all, y_cost, fit, train, iterations=self.fit_iterations // 2)
-        success_gp = None
-        if ok.all():
-            score_gp = self._fit(x_all, y_score, fit, train)
-        else:
-            # Failed runs also enter the score GP at the worst score seen: with P(success) alone, a
-            # front that ends at a crash region keeps proposing crashes, since only there does the
-            # score GP promise any improvement (SMAC imputes crashed runs the same way).
-            failures = np.flatnonzero(~ok)[::-1][: self.max_train_points // 4]
-            with_failures = np.concatenate([train[: self.max_train_points - len(failures)], failures])
-            mixed_fit = np.concatenate([fit[: self.max_fit_points - len(failures) // 2],
-                                        failures[: len(failures) // 2]])
-            y_score = np.where(ok, y_score, np.nanmin(y_score[train]))
-            score_gp = self._fit(x_all, y_score, mixed_fit, with_failures)
-            success_gp = self._fit(x_all, ok.astype(np.float64), mixed_fit, with_failures,
-                                   iterations=self.fit_iterations // 2)
+        models = self._models()
+        assert fr is not None and models is not None  # at least _MIN_SUCCESSES runs succeeded
+        score_gp, cost_gp, success_gp = models.score, models.cost, models.success
         if h.n_pending:
-            believed, _ = score_gp.predict(np.array(h.pending_x))
-            score_gp = score_gp.condition(np.array(h.pending_x), believed)
+            pending = self._inputs(np.array(h.pending_x), models.with_u)
+            believed, _ = score_gp.predict(pending)
+            score_gp = score_gp.condition(pending, believed)
 
-        radius = self.radius * 2.0 ** min(_MAX_RADIUS_DOUBLINGS, self._stale_runs() / self.stale_window)
+        radius = self.radius * 2.0 ** min(_MAX_RADIUS_DOUBLINGS,
+                                          self._success_doublings() + self._stale_runs() / self.stale_window)
+        shape = self._step_shape(models)
         origins = fr.x[fr.front]
-        cands = h.prefer_unseen(self._candidates(rng, origins, radius))
+        cands = h.prefer_unseen(self._candidates(rng, origins, radius * shape))
 
         front_cost, front_score = fr.cost[fr.front], fr.score[fr.front]
         cap = self.max_suggestion_cost
@@ -219,24 +261,24 @@ class CarbsSearcher(HistorySearcher):
         target = float(np.exp(rng.uniform(math.log(lo_target), math.log(top))))
 
         def log_acquisition(xs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-            mu_s, var_s = score_gp.predict(xs)
+            mu_s, var_s = score_gp.predict(self._inputs(xs, models.with_u))
             mu_c, upper_c = self._cost_upper(cost_gp, xs)
             baseline = front_value(front_cost, front_score, np.maximum(np.exp(mu_c), target))
             acq = _log_expected_improvement(mu_s, np.sqrt(var_s), baseline)
             if success_gp is not None:
                 acq = acq + self._log_success(success_gp, xs)
-            d2 = ((xs[:, None, :] - origins[None, :, :]) ** 2).sum(-1).min(1)
+            d2 = (((xs[:, None, :] - origins[None, :, :]) / shape) ** 2).sum(-1).min(1)
             acq = acq - 0.5 * d2 / (len(self.params) * radius**2)
             return acq, mu_s, mu_c, upper_c
 
         acq, mu_s, mu_c, upper_c = log_acquisition(cands)
         fits = upper_c <= math.log(cap)
         if not fits.any():
-            cands, acq, mu_s, mu_c, upper_c, fits = self._shrink(rng, fr, radius, log_acquisition)
+            cands, acq, mu_s, mu_c, upper_c, fits = self._shrink(rng, fr, radius * shape, log_acquisition)
         i = int(np.argmax(np.where(fits, acq, -np.inf))) if fits.any() else int(np.argmin(upper_c))
         return self._make(cands[i], float(mu_s[i]), float(np.exp(mu_c[i])), "search")
 
-    def _shrink(self, rng: np.random.Generator, fr: _Front, radius: float,
+    def _shrink(self, rng: np.random.Generator, fr: _Front, radius: np.ndarray,
                 log_acquisition: Any) -> tuple[np.ndarray, ...]:
         """Candidates ever closer to the cheapest Pareto config, when none fits under the cap."""
         h = self.history
@@ -254,6 +296,11 @@ class CarbsSearcher(HistorySearcher):
 
     # -- models ---------------------------------------------------------------------------------
 
+    def _finals(self) -> np.ndarray:
+        """Mask of the runs that stand for a config: succeeded, and not truncated at an unknown length."""
+        h = self.history
+        return ~np.array(h.failed, dtype=bool) & np.isfinite(np.array(h.end_fraction, dtype=np.float64))
+
     def _front(self) -> _Front | None:
         """Successful runs averaged per config, and the Pareto front over configs under the cap."""
         h = self.history
@@ -264,9 +311,8 @@ class CarbsSearcher(HistorySearcher):
     def _compute_front(self) -> _Front | None:
         h = self.history
         groups: dict[tuple, list[int]] = {}
-        for i, (k, failed) in enumerate(zip(h.keys, h.failed, strict=True)):
-            if not failed:
-                groups.setdefault(k, []).append(i)
+        for i in np.flatnonzero(self._finals()):
+            groups.setdefault(h.keys[i], []).append(int(i))
         if not groups:
             return None
         idx = list(groups.values())
@@ -282,30 +328,128 @@ class CarbsSearcher(HistorySearcher):
         top = self.max_suggestion_cost if math.isfinite(self.max_suggestion_cost) else float(cost.max())
         group = cheap_group_cost(cost[under], top, self.cheap_fraction)
         front = under[pareto_front(cost[under], score[under], group_below=group)]
-        return _Front(x, score, stderr, cost, count, front)
+        return _Front(x, score, stderr, cost, count, front, group)
 
-    def _training_indices(self, fr: _Front, limit: int) -> np.ndarray:
-        """Successful runs for the GPs: those of Pareto configs first, then the most recent."""
+    def _training_indices(self, fr: _Front, limit: int, among: np.ndarray | None = None) -> np.ndarray:
+        """Runs for the GPs (``among``, default the finals): Pareto configs' runs first, then the most recent."""
         h = self.history
+        among = self._finals() if among is None else among
         front_keys = {h.key(fr.x[i]) for i in fr.front}
-        recent = [i for i in range(h.n_observed - 1, -1, -1) if not h.failed[i]]
+        recent = [i for i in range(h.n_observed - 1, -1, -1) if among[i]]
         on_front = [i for i in recent if h.keys[i] in front_keys][: limit // 2]
         chosen = set(on_front)
         rest = [i for i in recent if i not in chosen][: limit - len(on_front)]
         return np.array(on_front + rest, dtype=np.int64)
 
-    def _fit(self, x: np.ndarray, y: np.ndarray, fit_idx: np.ndarray, train_idx: np.ndarray,
+    def _models(self) -> _Models | None:
+        """The score, cost and success GPs of the finished history (cached until it grows)."""
+        h = self.history
+        if self._models_cache[0] != h.n_observed:
+            self._models_cache = (h.n_observed, self._fit_models())
+        return self._models_cache[1]
+
+    def _fit_models(self) -> _Models | None:
+        h = self.history
+        fr = self._front()
+        finals = self._finals()
+        if fr is None or finals.sum() < _MIN_SUCCESSES:
+            return None
+        x_all = np.array(h.x)
+        failed = np.array(h.failed, dtype=bool)
+        train = self._training_indices(fr, self.max_train_points)
+        fit = self._training_indices(fr, self.max_fit_points)
+        costed = self._costed()
+        cost_train = self._training_indices(fr, self.max_train_points, costed)
+        cost_fit = self._training_indices(fr, self.max_fit_points, costed)
+        y_cost = log_cost(h.costs)
+        cost_gp = self._fit(x_all[cost_fit], y_cost[cost_fit], x_all[cost_train], y_cost[cost_train],
+                            iterations=self.fit_iterations // 2)
+        # Score GP rows: the finals at u = -log10(fraction of the run they trained) (0 for a full run),
+        # failed runs at the worst score seen, then curve points (see the module docstring).
+        u_all = -np.log10(np.maximum(np.nan_to_num(np.array(h.end_fraction), nan=1.0), _MIN_FRACTION))
+        y_score = np.array(h.scores)
+        x_train, y_train = np.c_[x_all[train], u_all[train]], y_score[train]
+        x_fit, y_fit = np.c_[x_all[fit], u_all[fit]], y_score[fit]
+        success_gp = None
+        if failed.any():
+            # Failed runs also enter the score GP at the worst score seen: with P(success) alone, a
+            # front that ends at a crash region keeps proposing crashes, since only there does the
+            # score GP promise any improvement (SMAC imputes crashed runs the same way).
+            failures = np.flatnonzero(failed)[::-1][: self.max_train_points // 4]
+            worst = float(np.nanmin(y_score[train]))
+            train = np.concatenate([train[: self.max_train_points - len(failures)], failures])
+            fit = np.concatenate([fit[: self.max_fit_points - len(failures) // 2], failures[: len(failures) // 2]])
+            y_imputed = np.where(failed, worst, y_score)
+            x_train, y_train = np.c_[x_all[train], u_all[train]], y_imputed[train]
+            x_fit, y_fit = np.c_[x_all[fit], u_all[fit]], y_imputed[fit]
+            labels = (~failed).astype(np.float64)
+            success_gp = self._fit(x_all[fit], labels[fit], x_all[train], labels[train],
+                                   iterations=self.fit_iterations // 2)
+        curve_x, curve_y = self._curve_rows(fr, cost_gp)
+        with_u = len(curve_y) > 0 or bool(np.any(u_all[finals] > 0))
+        if not with_u:
+            x_train, x_fit = x_train[:, :-1], x_fit[:, :-1]
+        else:
+            n_train, n_fit = self.max_train_points // 2, self.max_fit_points // 3
+            x_train, y_train = np.r_[x_train, curve_x[:n_train]], np.r_[y_train, curve_y[:n_train]]
+            x_fit, y_fit = np.r_[x_fit, curve_x[:n_fit]], np.r_[y_fit, curve_y[:n_fit]]
+        score_gp = self._fit(x_fit, y_fit, x_train, y_train)
+        return _Models(score_gp, cost_gp, success_gp, with_u)
+
+    def _costed(self) -> np.ndarray:
+        """Mask of the runs the cost GP learns from: the finals, and runs cut at the cap (a lower bound)."""
+        h = self.history
+        at_cap = np.array(h.costs) >= self.max_suggestion_cost
+        return self._finals() | (~np.array(h.failed, dtype=bool) & at_cap)
+
+    def _curve_rows(self, fr: _Front, cost_gp: GaussianProcess) -> tuple[np.ndarray, np.ndarray]:
+        """Score-GP rows from learning curves, most useful first: up to ``curve_points`` per run.
+
+        Runs on the front first, then the most recent. A finished run contributes the points nearest
+        1/2, 1/4, 1/8 ... of its training; a run truncated at an unknown length, its end and the
+        points nearest 1/2, 1/4 ... of it, with fractions from the cost GP's prediction of its length.
+        """
+        h = self.history
+        d = len(self.params)
+        if self.curve_points == 0:
+            return np.zeros((0, d + 1)), np.zeros(0)
+        ok = ~np.array(h.failed, dtype=bool)
+        rows_x: list[np.ndarray] = []
+        rows_y: list[float] = []
+        for i in self._training_indices(fr, h.n_observed, ok):
+            records = list(h.curves[i])
+            end = h.end_fraction[i]
+            if math.isnan(end):
+                records.append(CurveRecord(h.x[i], math.nan, h.costs[i], h.scores[i]))
+                planned = float(np.exp(cost_gp.predict(h.x[i][None, :])[0][0]))
+                records = [r if math.isfinite(r.fraction) else
+                           CurveRecord(r.x, min(r.cost / planned, 1.0), r.cost, r.score) for r in records]
+                anchor, first = records[-1].fraction, 0
+            else:
+                anchor, first = end, 1
+            for r in _spaced(records, anchor, first, self.curve_points):
+                rows_x.append(np.r_[r.x, -math.log10(max(r.fraction, _MIN_FRACTION))])
+                rows_y.append(r.score)
+        if not rows_y:
+            return np.zeros((0, d + 1)), np.zeros(0)
+        return np.array(rows_x), np.array(rows_y)
+
+    @staticmethod
+    def _inputs(xs: np.ndarray, with_u: bool, u: float = 0.0) -> np.ndarray:
+        """Score-GP inputs for configs ``xs`` run to the fraction 10**-u of their training (u=0: to the end)."""
+        return np.c_[xs, np.full(len(xs), u)] if with_u else xs
+
+    def _fit(self, x_fit: np.ndarray, y_fit: np.ndarray, x_train: np.ndarray, y_train: np.ndarray,
              iterations: int | None = None) -> GaussianProcess:
         """Hyperparameters from the (smaller) fit set, posterior on the training set."""
-        gp = GaussianProcess.fit(x[fit_idx], y[fit_idx],
-                                 max_iter=self.fit_iterations if iterations is None else iterations)
-        if len(train_idx) == len(fit_idx):
+        gp = GaussianProcess.fit(x_fit, y_fit, max_iter=self.fit_iterations if iterations is None else iterations)
+        if len(x_train) == len(x_fit):
             return gp
-        return GaussianProcess(x[train_idx], y[train_idx], gp.hyper, gp.y_mean, gp.y_std, x[fit_idx].mean(0))
+        return GaussianProcess(x_train, y_train, gp.hyper, gp.y_mean, gp.y_std, x_fit.mean(0))
 
     def _cost_gp_or_none(self) -> GaussianProcess | None:
         h = self.history
-        ok = [i for i in range(h.n_observed) if not h.failed[i]]
+        ok = np.flatnonzero(self._costed())
         if len(ok) < _MIN_SUCCESSES or not math.isfinite(self.max_suggestion_cost):
             return None
         ok = ok[-self.max_fit_points:]
@@ -322,13 +466,54 @@ class CarbsSearcher(HistorySearcher):
         mu, var = gp.predict(xs)
         return scipy.special.log_ndtr((mu - 0.5) / np.sqrt(var + 1e-6))
 
+    def _step_shape(self, models: _Models) -> np.ndarray:
+        """Per-dimension step sizes relative to the radius: the score GP's lengthscales over their
+        geometric mean (as TuRBO shapes its trust region), clipped to [1/4, 4].
+
+        Parameters the score barely depends on get longer steps, sensitive ones shorter, at the same
+        overall volume, so a wider radius does not scatter a many-knob search.
+        """
+        d = len(self.params)
+        log_ls = models.score.hyper.log_lengthscales[:d]
+        return np.exp(np.clip(log_ls - log_ls.mean(), -math.log(4.0), math.log(4.0)))
+
+    def _improvements(self, horizon: int) -> np.ndarray:
+        """For each of the last ``horizon`` finished or failed runs: did it beat every cheaper-or-equal
+        earlier finished run? (A failed run never does.)"""
+        h = self.history
+        finals, failed = self._finals(), np.array(h.failed, dtype=bool)
+        runs = np.flatnonzero(finals | failed)[-horizon:]
+        ok = np.flatnonzero(finals)
+        scores, costs = np.array(h.scores)[ok], np.array(h.costs)[ok]
+        out = []
+        for i in runs:
+            if failed[i]:
+                out.append(False)
+                continue
+            earlier = ok < i
+            cheaper = earlier & (costs <= h.costs[i])
+            out.append(not cheaper.any() or h.scores[i] > scores[cheaper].max())
+        return np.array(out, dtype=bool)
+
+    def _success_doublings(self) -> float:
+        """Radius doublings by the one-fifth success rule over the recent runs (0 to the maximum)."""
+        level = 0.0
+        flags = self._improvements(_SUCCESS_HORIZON)
+        h = self.history
+        n_runs = int((self._finals() | np.array(h.failed, dtype=bool)).sum())
+        warmup = max(self.num_random_samples - (n_runs - len(flags)), 0)
+        for improved in flags[warmup:]:
+            step = (1.0 - _SUCCESS_RATE) if improved else -_SUCCESS_RATE
+            level = min(max(level + _SUCCESS_GAIN * step, 0.0), _MAX_RADIUS_DOUBLINGS)
+        return level
+
     def _stale_runs(self) -> int:
-        """Successful runs since the last one that beat every cheaper-or-equal earlier run.
+        """Finished runs since the last one that beat every cheaper-or-equal earlier run.
 
         Counted up to the point where the radius stops growing, so a long sweep pays no more.
         """
         h = self.history
-        ok = np.flatnonzero(~np.array(h.failed))
+        ok = np.flatnonzero(self._finals())
         scores, costs = np.array(h.scores)[ok], np.array(h.costs)[ok]
         horizon = math.ceil(_MAX_RADIUS_DOUBLINGS * self.stale_window)
         for back, i in enumerate(range(len(ok) - 1, max(len(ok) - 1 - horizon, -1), -1)):
@@ -337,13 +522,45 @@ class CarbsSearcher(HistorySearcher):
                 return back
         return min(len(ok), horizon)
 
+    # -- early stopping ---------------------------------------------------------------------------
+
+    def _hopeless(self, params: Mapping[str, Any], points: list[CurvePoint]) -> bool:
+        """Whether the running trial's curve so far makes improving the front at its planned cost unlikely."""
+        h = self.history
+        models, fr = self._models(), self._front()
+        if models is None or fr is None or not models.with_u:
+            return False
+        planned = h.basic(params)
+        planned_cost = float(np.exp(models.cost.predict(planned[None, :])[0][0]))
+        records = []
+        for pt in points:
+            x, fraction = h._at_steps(planned, pt.steps)
+            if math.isnan(fraction):
+                fraction = min(pt.cost / planned_cost, 1.0)
+            if math.isfinite(pt.score) and math.isfinite(pt.cost):
+                records.append(CurveRecord(x, fraction, pt.cost, pt.score))
+        if not records or records[-1].fraction < self.stop_min_fraction:
+            return False
+        seen = _spaced(records, records[-1].fraction, 0, max(self.curve_points, 1))
+        bar = fr.dominated_below(planned_cost)
+        if not math.isfinite(bar):
+            return False
+        gp = models.score
+        mu, var = gp.predict_given(
+            self._inputs(planned[None, :], True),
+            np.array([np.r_[r.x, -math.log10(max(r.fraction, _MIN_FRACTION))] for r in seen]),
+            np.array([r.score for r in seen]))
+        p_improve = float(scipy.special.ndtr((mu[0] - bar) / math.sqrt(var[0] + gp.noise_var)))
+        return p_improve < self.stop_probability
+
     # -- candidates -------------------------------------------------------------------------------
 
-    def _candidates(self, rng: np.random.Generator, origins: np.ndarray, radius: float) -> np.ndarray:
+    def _candidates(self, rng: np.random.Generator, origins: np.ndarray, radius: np.ndarray) -> np.ndarray:
+        """Gaussian steps of per-dimension size ``radius`` (times 1/4 to 2) around random ``origins``."""
         n, d = self.num_candidates, origins.shape[1]
         base = origins[rng.integers(0, len(origins), n)]
-        scale = radius * _RADIUS_MULTIPLIERS[rng.integers(0, len(_RADIUS_MULTIPLIERS), n)]
-        return snap(self.params, self._reflect(base + rng.normal(0.0, 1.0, (n, d)) * scale[:, None]))
+        scale = _RADIUS_MULTIPLIERS[rng.integers(0, len(_RADIUS_MULTIPLIERS), n)]
+        return snap(self.params, self._reflect(base + rng.normal(0.0, 1.0, (n, d)) * scale[:, None] * radius))
 
     def _reflect(self, xs: np.ndarray) -> np.ndarray:
         """Mirror steps that leave the box back into it (clipping would pile candidates on its walls)."""
@@ -354,6 +571,25 @@ class CarbsSearcher(HistorySearcher):
 
     def _make(self, x: np.ndarray, score: float | None, cost: float | None, kind: str) -> Suggestion:
         return Suggestion(from_basic(self.params, x), score, cost, kind)  # type: ignore[arg-type]
+
+
+def _spaced(records: list[CurveRecord], anchor: float, first: int, n: int) -> list[CurveRecord]:
+    """Up to ``n`` records nearest the fractions anchor / 2**k, k = first, first + 1, ... (each used once).
+
+    Halving spacing: points closer than a factor of two in training length say little more than one
+    of them, and the earliest (noisiest) points are reached last.
+    """
+    chosen: list[CurveRecord] = []
+    left = [r for r in records if r.fraction > 0]
+    for k in range(first, first + n):
+        if not left:
+            break
+        target = math.log(anchor / 2**k)
+        j = min(range(len(left)), key=lambda i: abs(math.log(left[i].fraction) - target))
+        if abs(math.log(left[j].fraction) - target) > math.log(2.0) / 2 and k > first:
+            continue
+        chosen.append(left.pop(j))
+    return chosen
 
 
 def _log_expected_improvement(mu: np.ndarray, sigma: np.ndarray, baseline: np.ndarray) -> np.ndarray:

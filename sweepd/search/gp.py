@@ -187,6 +187,28 @@ class GaussianProcess:
             var = (prior_var - (v * v).sum(0)).clamp_min(1e-12)
         return (mean.numpy() * self.y_std + self.y_mean), var.numpy() * self.y_std**2
 
+    def predict_given(self, xq: np.ndarray, x_new: np.ndarray, y_new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``predict`` of the posterior that also saw ``(x_new, y_new)``, without refactorizing.
+
+        The same as ``condition(x_new, y_new).predict(xq)`` at O(n^2 k) instead of O(n^3): the
+        few new points update the posterior through its covariance with the query points.
+        """
+        with torch.no_grad():
+            k = len(x_new)
+            z = torch.as_tensor(np.concatenate([np.asarray(x_new, dtype=np.float64),
+                                                np.asarray(xq, dtype=np.float64)]))
+            ks = _kernel(self._xt, z, self._theta, self._center)
+            mean = ks.T @ self._alpha
+            v = torch.linalg.solve_triangular(self._chol, ks, upper=False)
+            cov = _kernel(z, z, self._theta, self._center) - v.T @ v
+            a = cov[:k, :k] + math.exp(self.hyper.log_noise) * torch.eye(k, dtype=torch.float64)
+            b = cov[:k, k:]
+            chol = _cholesky(a)
+            resid = torch.as_tensor((np.asarray(y_new, dtype=np.float64) - self.y_mean) / self.y_std) - mean[:k]
+            mean_q = mean[k:] + b.T @ torch.cholesky_solve(resid[:, None], chol)[:, 0]
+            var_q = (cov[k:, k:].diagonal() - (b * torch.cholesky_solve(b, chol)).sum(0)).clamp_min(1e-12)
+        return mean_q.numpy() * self.y_std + self.y_mean, var_q.numpy() * self.y_std**2
+
     def condition(self, x_new: np.ndarray, y_new: np.ndarray) -> GaussianProcess:
         """The posterior with extra points (same hyperparameters and output scaling)."""
         if len(x_new) == 0:

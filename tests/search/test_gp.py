@@ -36,3 +36,15 @@ def test_conditioning_on_a_believed_point_shrinks_its_variance():
     mean2, var2 = gp.condition(q, mean).predict(q)
     assert var2[0] < 0.2 * var[0]
     assert np.allclose(mean2, mean, atol=1e-3)
+
+
+def test_predict_given_matches_conditioning():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 3))
+    y = np.sin(x).sum(1) + 0.05 * rng.normal(size=30)
+    gp = GaussianProcess.fit(x, y, max_iter=10)
+    x_new, y_new, xq = rng.normal(size=(3, 3)), rng.normal(size=3), rng.normal(size=(5, 3))
+    mean, var = gp.predict_given(xq, x_new, y_new)
+    mean_ref, var_ref = gp.condition(x_new, y_new).predict(xq)
+    np.testing.assert_allclose(mean, mean_ref, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(var, var_ref, rtol=1e-5, atol=1e-8)
