@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
+from dataclasses import asdict
 from typing import Any
 
 from rich.console import Group
@@ -66,6 +67,15 @@ def sweep_summary(sweep: SweepInfo, trials: list[TrialInfo]) -> dict[str, Any]:
             "succeeded": counts["succeeded"], "failed": counts["failed"] + counts["abandoned"],
             "running": counts["running"] + counts["leased"], "queued": counts["queued"], "best_score": best,
             "cost_spent": sum(t.cost or 0.0 for t in trials)}
+
+
+def trial_record(trial: TrialInfo) -> dict[str, Any]:
+    """A trial as `sweepd status SWEEP --json` shows it: every field but its lease's fencing token
+    (`lock_token`: whoever has it can write the trial's result). `lock_owner`, the agent holding the
+    lease, stays: it names a box and process, as the events do."""
+    record = asdict(trial)
+    del record["lock_token"]
+    return record
 
 
 def sweeps_table(rows: list[dict[str, Any]]) -> Table:

@@ -22,7 +22,7 @@ def status(
     from sweepd.front import front
     from sweepd.store.review import list_trials
     from sweepd.store.sweeps import find_sweep
-    from sweepd.view import sweep_summary, sweep_view, sweeps_table
+    from sweepd.view import sweep_summary, sweep_view, sweeps_table, trial_record
 
     engine = existing_engine(db)
     if sweep is None:
@@ -40,7 +40,7 @@ def status(
     info = find_sweep(engine, sweep)
     trials = list_trials(engine, info.id)
     if as_json:
-        print_json({"sweep": sweep_summary(info, trials), "trials": [asdict(t) for t in trials],
+        print_json({"sweep": sweep_summary(info, trials), "trials": [trial_record(t) for t in trials],
                     "front": [asdict(p) for p in front(trials, info.spec["settings"]["direction"])]})
         return
     console.print(sweep_view(info, trials))
