@@ -56,18 +56,18 @@ class UnknownEnvError(KeyError):
 
 def names() -> list[str]:
     """The registered env family names and PufferLib's config env names, sorted."""
-    from sweepd import puffer_config
+    from sweepd import puffer_ini
 
-    return sorted(set(_REGISTRY) | set(puffer_config.env_names()))
+    return sorted(set(_REGISTRY) | set(puffer_ini.env_names()))
 
 
 def get(name: str) -> EnvFamily:
     """The env family registered as `name`, else the generic family of PufferLib env `name`;
     raises `UnknownEnvError` for any other name."""
     if name not in _REGISTRY:
-        from sweepd import puffer_config
+        from sweepd import puffer_ini
 
-        if puffer_config.find_ini(name) is None:
+        if puffer_ini.find_ini(name) is None:
             raise UnknownEnvError(name, names())
         from sweepd.envs.puffer import family
 

@@ -26,9 +26,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:  # torch is imported where policies are built: the spec validator builds families
     import torch
 
-SECTIONS = ("train", "env", "policy", "vec")
-# Keys sweepd sets itself from the trial, never from the config.
-_MANAGED_TRAIN_KEYS = ("device", "seed", "data_dir", "env")
+TRIAL_SECTIONS = ("train", "env", "policy")  # what a sweep's params and defaults may set
+SECTIONS = (*TRIAL_SECTIONS, "vec")
+# Keys sweepd sets itself from the trial (`resolve`), never from the config: a trial config, and a
+# sweep read from PufferLib's configs, must not carry them.
+MANAGED_TRAIN_KEYS = ("device", "seed", "data_dir", "env")
 
 
 class ConfigKeyError(KeyError):
@@ -161,7 +163,7 @@ class EnvFamily:
         for section in config:
             if section not in SECTIONS:
                 raise ConfigKeyError(self.name, "config", section, list(SECTIONS))
-        train_known = sorted(k for k in args["train"] if k not in _MANAGED_TRAIN_KEYS)
+        train_known = sorted(k for k in args["train"] if k not in MANAGED_TRAIN_KEYS)
         for key in config.get("train") or {}:
             if key not in train_known:
                 raise ConfigKeyError(self.name, "train", key, train_known)

@@ -25,7 +25,7 @@ from typing import Any
 
 from sweepd.envs.family import EnvFamily, _accepted_kwargs
 
-from sweepd import puffer_config
+from sweepd import puffer_ini
 
 CPU_AGENTS = 256
 CPU_SERIAL_ENVS = 8
@@ -33,7 +33,7 @@ CPU_MINIBATCH = 8192
 _EVAL_LOG_KEYS = ("log_interval", "report_interval")
 
 
-def cpu_sizing(config: puffer_config.PufferConfig) -> dict[str, dict[str, Any]]:
+def cpu_sizing(config: puffer_ini.PufferConfig) -> dict[str, dict[str, Any]]:
     """sweepd's CPU defaults for a PufferLib env's config (see the module docstring)."""
     sections = config.sections
     env, train, vec = sections.get("env", {}), sections.get("train", {}), sections.get("vec", {})
@@ -60,7 +60,7 @@ class PufferFamily(EnvFamily):
 
     def __init__(self, name: str) -> None:
         super().__init__(name)
-        config = puffer_config.read_config(name)
+        config = puffer_ini.read_config(name)
         self.puffer_env = name
         self.package = str(config.sections.get("base", {}).get("package"))
         metric = config.sections.get("sweep", {}).get("metric", "score")
@@ -82,7 +82,7 @@ class PufferFamily(EnvFamily):
 
 def family(name: str) -> EnvFamily:
     """The family for PufferLib env `name`: Atari games through sweepd's Atari family."""
-    config = puffer_config.read_config(name)
+    config = puffer_ini.read_config(name)
     if config.sections.get("base", {}).get("package") == "atari":
         from sweepd.envs.atari import AtariFamily
 

@@ -35,8 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sweepd.settings import SpecError
 from sweepd.space import Param
-from sweepd.spec import SpecError, SweepSpec
+from sweepd.spec import SweepSpec
 
 PROBE_EPOCHS = 8          # batches the probe trains: enough that the first one's warm-up is averaged out
 PROBE_CAP_S = 45.0        # the probe's own cost cap (a slow env is truncated, not waited for)

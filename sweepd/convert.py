@@ -17,7 +17,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sweepd.spec import SECTIONS, SETTING_KEYS, SweepSpec
+from sweepd.envs.family import TRIAL_SECTIONS
+from sweepd.spec import SETTING_KEYS, SweepSpec
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -43,7 +44,7 @@ def to_toml(spec: SweepSpec, origins: Mapping[str, str] | None = None,
     lines += ["", "[sweep]"]
     for key in SETTING_KEYS:
         lines.append(_line(key, getattr(spec.settings, key), origins.get(f"sweep.{key}")))
-    for section in SECTIONS:
+    for section in TRIAL_SECTIONS:
         lines += ["", f"[{section}]"]
         for key, value in spec.defaults.get(section, {}).items():
             lines.append(_line(key, value, origins.get(f"{section}.{key}")))

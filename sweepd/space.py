@@ -29,6 +29,28 @@ SPACES = ("log", "linear", "logit", "pow2")
 _LOG10_2 = math.log10(2.0)
 
 
+
+def warp(space: str, value: float) -> float:
+    """``value`` in the space's warped units (the basic space before scaling): log10 for log and
+    pow2, log10-odds for logit, the value itself for linear."""
+    if space in ("log", "pow2"):
+        return math.log10(value)
+    if space == "logit":
+        return math.log10(value / (1.0 - value))
+    return value
+
+
+def middle(space: str, low: float, high: float) -> float:
+    """The middle of [low, high] in the space's warp: the geometric mean for log and pow2, the
+    middle in log-odds for logit, else (or for bounds the warp cannot take) the arithmetic mean."""
+    if space in ("log", "pow2") and low > 0:
+        return math.sqrt(low * high)
+    if space == "logit" and low > 0 and high < 1:
+        z = (math.log(low / (1 - low)) + math.log(high / (1 - high))) / 2
+        return 1 / (1 + math.exp(-z))
+    return (low + high) / 2
+
+
 @dataclass(frozen=True)
 class Param:
     """One searched parameter.
@@ -85,11 +107,7 @@ class Param:
         return self.integer or self.space == "pow2"
 
     def _warp(self, v: float) -> float:
-        if self.space in ("log", "pow2"):
-            return math.log10(v)
-        if self.space == "logit":
-            return math.log10(v / (1.0 - v))
-        return v
+        return warp(self.space, v)
 
     def _unwarp(self, w: float) -> float:
         if self.space in ("log", "pow2"):

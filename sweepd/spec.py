@@ -24,13 +24,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from sweepd.envs.family import TRIAL_SECTIONS
 from sweepd.search import SEARCHERS
 from sweepd.settings import SETTING_KEYS, SpecError, SweepSettings
-from sweepd.space import SPACES, Param
+from sweepd.space import SPACES, Param, middle
 
-SECTIONS = ("train", "env", "policy")
 TRAINERS = ("puffer", "command")
-TOP_KEYS = ("extends", "env_name", "trainer", "command", "sweep", "search", *SECTIONS)
+TOP_KEYS = ("extends", "env_name", "trainer", "command", "sweep", "search", *TRIAL_SECTIONS)
 PARAM_KEYS = ("space", "min", "max", "center", "integer", "scale")
 PUFFER_PREFIX = "pufferlib:"  # a sweep name that means PufferLib's config for the env, never a sweep file
 PARAM_FIELDS = tuple(f.name for f in fields(Param))
@@ -52,7 +52,7 @@ class SweepSpec:
 
     def trial_config(self, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """The defaults with a trial's params (named "section.key") written over them."""
-        config = {section: dict(self.defaults.get(section, {})) for section in SECTIONS}
+        config = {section: dict(self.defaults.get(section, {})) for section in TRIAL_SECTIONS}
         for name, value in params.items():
             section, key = name.split(".", 1)
             config[section][key] = value
@@ -91,20 +91,20 @@ def find_sweep_file(name: str) -> Path:
     """Path of a sweep given as a file path or a name: ./sweeps/NAME.toml, then the bundled sweeps,
     then PufferLib's config for the env NAME (its .ini: `load_spec` maps it, sweepd/puffer_config.py).
     `pufferlib:NAME` skips the sweep files (PufferLib's Atari `breakout`, not sweepd's breakout.toml)."""
-    from sweepd import puffer_config
+    from sweepd import puffer_ini
 
     if name.startswith(PUFFER_PREFIX):
         env_name = name.removeprefix(PUFFER_PREFIX)
-        ini = puffer_config.find_ini(env_name)
+        ini = puffer_ini.find_ini(env_name)
         if ini is None:
             raise SpecError(None, f"PufferLib has no config for env '{env_name}'"
-                                  f"{_did_you_mean(env_name, puffer_config.env_names())}")
+                                  f"{_did_you_mean(env_name, puffer_ini.env_names())}")
         return ini
     if name.endswith(".toml") or os.sep in name:
         path = Path(name)
         if path.is_file():
             return path
-        ini = None if name.endswith(".toml") else puffer_config.find_ini(name)  # e.g. "bandit/0"
+        ini = None if name.endswith(".toml") else puffer_ini.find_ini(name)  # e.g. "bandit/0"
         if ini is None:
             raise SpecError(path, "no such sweep file")
         return ini
@@ -112,11 +112,11 @@ def find_sweep_file(name: str) -> Path:
         candidate = directory / f"{name}.toml"
         if candidate.is_file():
             return candidate
-    ini = puffer_config.find_ini(name)
+    ini = puffer_ini.find_ini(name)
     if ini is not None:
         return ini
     known = sorted({p.stem for d in sweep_dirs() if d.is_dir() for p in d.glob("*.toml")})
-    raise SpecError(None, f"no sweep named '{name}'{_did_you_mean(name, known + puffer_config.env_names())}; "
+    raise SpecError(None, f"no sweep named '{name}'{_did_you_mean(name, known + puffer_ini.env_names())}; "
                           f"known: {', '.join(known) or 'none'}, or a PufferLib env (`sweepd show` lists them)")
 
 
@@ -212,7 +212,7 @@ def _check_keys(data: dict[str, Any], path: Path, sources: SourceLines) -> None:
     """One file's shape: every table is a table, `command` a list of strings, and unknown keys are
     typos until proven otherwise (name the closest known key). Values are checked after merging."""
     _unknown(data, TOP_KEYS, path, "", sources)
-    for key in ("sweep", "search", *SECTIONS):
+    for key in ("sweep", "search", *TRIAL_SECTIONS):
         if key in data and not isinstance(data[key], dict):
             example = "[search.train.learning_rate]" if key == "search" else f"[{key}]"
             raise SpecError(path, f"'{key}' must be a table such as {example}, got {data[key]!r}",
@@ -223,8 +223,8 @@ def _check_keys(data: dict[str, Any], path: Path, sources: SourceLines) -> None:
                               f"got {data['command']!r}", sources.line_of(path, "command"))
     _unknown(data.get("sweep", {}), SETTING_KEYS, path, "[sweep] ", sources)
     for section, table in data.get("search", {}).items():
-        if section not in SECTIONS:
-            raise SpecError(path, f"unknown section [search.{section}]{_did_you_mean(section, SECTIONS)}",
+        if section not in TRIAL_SECTIONS:
+            raise SpecError(path, f"unknown section [search.{section}]{_did_you_mean(section, TRIAL_SECTIONS)}",
                             sources.line_of(path, f"search.{section}"))
         if not isinstance(table, dict):
             raise SpecError(path, f"[search] {section} must hold tables such as [search.{section}.learning_rate], "
@@ -360,7 +360,7 @@ def _resolve(raw: dict[str, Any], path: Path, chain: tuple[Path, ...], name: str
     if trainer == "puffer" and env not in envs.names():
         raise SpecError(path, str(envs.UnknownEnvError(env, envs.names())),
                         sources.line_of(path, "env_name"))
-    defaults = {section: dict(raw.get(section) or {}) for section in SECTIONS}
+    defaults = {section: dict(raw.get(section) or {}) for section in TRIAL_SECTIONS}
     params = tuple(_param(f"{section}.{key}", table, _owner(chain, key, sources), sources)
                    for section, tables in sorted(raw.get("search", {}).items())
                    for key, table in sorted(tables.items()))
@@ -456,7 +456,7 @@ def _param(name: str, table: dict[str, Any], path: Path, sources: SourceLines) -
         if "min" not in table or "max" not in table:
             raise fail("needs center, or min and max")
         low, high = float(table["min"]), float(table["max"])
-        center = _middle(space, low, high)
+        center = middle(space, low, high)
     else:
         center = float(table["center"])
         inferred = _default_range(space, center)
@@ -501,15 +501,6 @@ def _default_range(space: str, center: float) -> tuple[float, float] | None:
     if space == "linear" and center > 0:
         return center / 2, center * 2
     return None
-
-
-def _middle(space: str, low: float, high: float) -> float:
-    if space in ("log", "pow2") and low > 0:
-        return math.sqrt(low * high)
-    if space == "logit" and low > 0 and high < 1:
-        z = (math.log(low / (1 - low)) + math.log(high / (1 - high))) / 2
-        return 1 / (1 + math.exp(-z))
-    return (low + high) / 2
 
 
 def _check_command_placeholders(trainer: str, command: list[str], params: tuple[Param, ...],

@@ -27,12 +27,12 @@ def one_thread(monkeypatch, tmp_path):
 
 
 def test_registry_names_every_family_and_every_pufferlib_config_env():
-    from sweepd import puffer_config
+    from sweepd import puffer_ini
 
     names = envs.names()
     assert names == sorted(set(names))
     assert {"snake", "puffer_breakout", "gpudrive", *DQN7} <= set(names)
-    assert set(puffer_config.env_names()) <= set(names)  # the generic family (envs/puffer.py)
+    assert set(puffer_ini.env_names()) <= set(names)  # the generic family (envs/puffer.py)
     assert "puffer_pong" in names and "None" not in names
 
 

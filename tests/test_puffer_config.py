@@ -17,14 +17,13 @@ import pytest
 
 pytest.importorskip("pufferlib", reason="pufferlib not installed: run scripts/install_pufferlib.sh")
 
+from sweepd import envs, puffer_config, puffer_ini
 from sweepd.budget import Probe, ProbeFailed, batch_estimate, cache_path, fit_budget, probe_from_events
 from sweepd.convert import to_toml
 from sweepd.spec import SpecError, load_spec
 
-from sweepd import envs, puffer_config
-
 # Read from the installed package, not a hand-made list.
-PUFFER_ENVS = puffer_config.env_names()
+PUFFER_ENVS = puffer_ini.env_names()
 
 
 def comparable(spec_json: dict) -> dict:
@@ -63,7 +62,7 @@ def test_the_reader_sees_what_pufferlibs_load_config_sees():
         except AttributeError:
             crashed.append(name)
             continue
-        for section, values in puffer_config.read_config(name).sections.items():
+        for section, values in puffer_ini.read_config(name).sections.items():
             node = theirs
             if section != "base" and values:  # an empty section leaves no key in PufferLib's dict
                 for part in section.split("."):
@@ -121,7 +120,7 @@ def test_first_trial_is_pufferlibs_default_run_not_the_sweep_means():
     config = spec.trial_config(first)
     assert config["env"]["reward_food"] == pytest.approx(0.1)
     assert config["env"]["reward_death"] == pytest.approx(-1.0)
-    ini = puffer_config.read_config("puffer_snake").sections["train"]
+    ini = puffer_ini.read_config("puffer_snake").sections["train"]
     for p in spec.params:
         section, key = p.name.split(".", 1)
         if section == "train" and key in ini and p.min <= ini[key] <= p.max:

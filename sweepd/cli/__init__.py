@@ -22,7 +22,7 @@ import typer
 from sweepd.cli import boxes, checkpoints, control, database, files, results, run
 from sweepd.cli.output import CommandError, UsageError, error
 from sweepd.errors import first_line
-from sweepd.spec import SpecError
+from sweepd.settings import SpecError
 
 # Help text is printed as written (no rich markup: "[sweep] max_trials" must not lose "[sweep]").
 app = typer.Typer(help="sweepd: cost-aware hyperparameter sweeps for RL on a shared SQL queue.",

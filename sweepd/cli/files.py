@@ -32,7 +32,7 @@ def show(
     from sweepd import view
 
     if name is None:
-        from sweepd.puffer_config import env_names
+        from sweepd.puffer_ini import env_names
         from sweepd.spec import sweep_dirs
 
         files = sorted({p.stem for d in sweep_dirs() if d.is_dir() for p in d.glob("*.toml")})

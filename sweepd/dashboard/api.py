@@ -7,7 +7,6 @@ aggregate query), so a page polling a finished 10,000-trial sweep does not rerea
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import asdict
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from sweepd.front import SweepFront, front
+from sweepd.jsonsafe import json_safe
 from sweepd.store import review
 from sweepd.store.boxes import box_status
 from sweepd.store.review import TrialInfo
@@ -37,16 +37,16 @@ class Api:
 
     def sweeps(self) -> list[dict[str, Any]]:
         """`/api/sweeps`: every sweep with status, owner, trial counts, best score, cost spent."""
-        return [_clean(asdict(s)) for s in review.sweep_summaries(self.engine)]
+        return [json_safe(asdict(s)) for s in review.sweep_summaries(self.engine)]
 
     def sweep(self, ref: str) -> dict[str, Any]:
         """`/api/sweeps/{id}`: the summary, its settings and searched params, and a version to poll."""
         info = self._find_sweep(ref)
         summary = review.sweep_summaries(self.engine, [info.id])[0]
-        return _clean({**asdict(summary), "direction": info.spec["settings"].get("direction", "maximize"),
-                       "settings": info.spec.get("settings", {}), "params": info.spec.get("params", []),
-                       "max_suggestion_cost": info.max_suggestion_cost,
-                       "version": review.sweep_version(self.engine, info.id)})
+        return json_safe({**asdict(summary), "direction": info.spec["settings"].get("direction", "maximize"),
+                          "settings": info.spec.get("settings", {}), "params": info.spec.get("params", []),
+                          "max_suggestion_cost": info.max_suggestion_cost,
+                          "version": review.sweep_version(self.engine, info.id)})
 
     def trials(self, ref: str) -> list[dict[str, Any]]:
         """`/api/sweeps/{id}/trials`: every trial without its curve, in number order."""
@@ -62,7 +62,7 @@ class Api:
         trial = review.get_trial(self.engine, info.id, row_number)
         row = _trial_row(trial, full=True)
         metrics = trial.metrics or {}
-        row["curve"] = _clean(metrics.get("curve", []))
+        row["curve"] = json_safe(metrics.get("curve", []))
         row["log_tail"] = metrics.get("log_tail", [])
         row["log"] = metrics.get("log")
         return row
@@ -71,11 +71,11 @@ class Api:
         """`/api/sweeps/{id}/front`: the seed-averaged Pareto front, cheapest first (as `sweepd pareto`)."""
         result = self._front(ref)
         return {"sweep": result.sweep.name, "direction": result.sweep.spec["settings"].get("direction", "maximize"),
-                "front": _clean(result.records())}
+                "front": json_safe(result.records())}
 
     def boxes(self) -> list[dict[str, Any]]:
         """`/api/boxes`: boxes, each slot's trial and reservation, as `sweepd boxes` shows them."""
-        return [_clean(asdict(b)) for b in box_status(self.engine)]
+        return [json_safe(asdict(b)) for b in box_status(self.engine)]
 
     def _find_sweep(self, ref: str) -> SweepInfo:
         """The sweep a URL names, by name or id. A ref the database cannot hold is answered here: no
@@ -118,19 +118,8 @@ def _trial_row(t: TrialInfo, full: bool = False) -> dict[str, Any]:
     if reason and not full:
         reason = reason.splitlines()[0][:REASON_CHARS]
     return {"number": t.number, "kind": t.kind, "status": t.status, "params": t.params, "seed": t.seed,
-            "score": _clean(t.score), "score_stderr": _clean(t.score_stderr), "cost": _clean(t.cost),
-            "predicted_score": _clean(t.predicted_score), "predicted_cost": _clean(t.predicted_cost),
+            "score": json_safe(t.score), "score_stderr": json_safe(t.score_stderr), "cost": json_safe(t.cost),
+            "predicted_score": json_safe(t.predicted_score), "predicted_cost": json_safe(t.predicted_cost),
             "truncated": t.truncated, "failure_reason": reason, "failure_category": t.failure_category,
             "box": t.box, "slot": t.slot, "attempts": t.attempts, "started_at": t.started_at,
             "finished_at": t.finished_at}
-
-
-def _clean(value: Any) -> Any:
-    """JSON has no NaN or Infinity: they become null."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
