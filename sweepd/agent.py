@@ -6,6 +6,10 @@ The loop, top to bottom: heartbeat our leases and the box, reap expired leases -
 free slots -> read worker reports -> collect exited workers -> enforce deadlines and shutdown.
 A database outage stops none of it but the writes: workers keep training, writes are retried
 with backoff, and the agent re-attaches to its leases by token when the database is back.
+
+Over 400 lines on purpose: this is the loop and only the loop (what a trial is to the store,
+what a worker process is, what runs next and what this host offers live in store/, worker_process.py,
+advisor.py and host.py), kept in one file so that it reads top to bottom like CleanRL's.
 """
 
 from __future__ import annotations
