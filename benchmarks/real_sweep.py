@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import io
 import json
 import math
 import statistics
@@ -96,7 +97,8 @@ def main() -> None:
     for name in searchers:
         if name not in SEARCHERS:
             sys.exit(f"unknown searcher {name!r}: choose from {', '.join(SEARCHERS)}")
-        require_dependency(name)
+        with contextlib.redirect_stderr(io.StringIO()):  # importing PufferLib prints gym's deprecation notice
+            require_dependency(name)
     spec = load_spec(args.sweep, {"max_suggestion_cost": args.cap})
     budget_param = spec.settings.budget_param or "train.total_timesteps"
     center = {p.name: p.round(p.center) for p in spec.params}
@@ -293,7 +295,27 @@ def format_table(searchers: list[str], runs: list[SweepRun], retrained: dict[str
         lines.append(f"{s:<9} {hv_text:<31} {best_text:<27} {re_text:<22} {sum(r.trials for r in mine):>6} "
                      f"{sum(r.failed for r in mine):>6} {sum(r.over_cap for r in mine):>5} "
                      f"{sum(r.searcher_seconds for r in mine):>10.1f}")
+    lines += margins(searchers, runs, retrained)
     return "\n".join(lines)
+
+
+def margins(searchers: list[str], runs: list[SweepRun], retrained: dict[str, list[float]]) -> list[str]:
+    """carbs (sweepd's default) against the best of the others, on both headline figures."""
+    others = [s for s in searchers if s != "carbs"]
+    if "carbs" not in searchers or not others:
+        return []
+
+    def median_hv(s: str) -> float:
+        return statistics.median([r.hypervolume for r in runs if r.searcher == s] or [math.nan])
+
+    def retrained_mean(s: str) -> float:
+        return statistics.fmean(retrained[s]) if retrained.get(s) else math.nan
+
+    lines = [""]
+    for label, figure in (("median hypervolume", median_hv), ("re-trained best", retrained_mean)):
+        rival = max(others, key=lambda s: -math.inf if math.isnan(figure(s)) else figure(s))
+        lines.append(f"carbs - best other ({rival}), {label}: {figure('carbs') - figure(rival):+.3f}")
+    return lines
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
