@@ -1,8 +1,5 @@
 """Leasing: which sweep a free slot serves (fair share, priority, reservations, slot caps and
 budgets) and the trial it gets there, queued or newly proposed by the sweep's searcher.
-
-(Over ~400 lines because the plan, the claim statements and the locked suggestion path share
-their invariants, written once in the comment below; split, each part would need the others.)
 """
 
 from __future__ import annotations
@@ -19,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from sweepd.store.boxes import slot_reserved_by
 from sweepd.store.budget import budget_covers, budget_spent, finish_sweep_if_spent, spending
-from sweepd.store.dialect import Statements, dialect, epoch_now
+from sweepd.store.dialect import Statements, clock, dialect, epoch_now
 from sweepd.store.history import Proposal, Propose, read_history
 from sweepd.store.models import (
     ACTIVE,
@@ -64,8 +61,6 @@ class Lease:
     max_total_cost: float = 0.0
 
 
-# --- leasing ----------------------------------------------------------------------------------
-#
 # A lease is taken in up to two steps, and no step holds a lock while the searcher runs:
 # 1. One short transaction plans and claims: the running sweeps this slot may serve (reservations),
 #    in fair-share order, then the first queued trial of the first such sweep, claimed by a single
@@ -83,7 +78,8 @@ class Lease:
 #      needs, so the searcher runs outside any transaction on a snapshot, and the insert (under
 #      the write lock) happens only if no trial was added since: a proposal that may not have
 #      seen another agent's new trial as pending is thrown away and made again. After
-#      `optimistic_tries` lost races (store/dialect.py) it runs under the lock, so a busy sweep still progresses.
+#      `optimistic_tries` lost races (store/dialect.py) it runs under the lock, so a busy sweep
+#      still progresses.
 
 FAIR_SHARE_WINDOW_S = 24 * 3600  # "recently" for fair share: slot-seconds used in the last day
 
@@ -100,7 +96,7 @@ _PLAN = select(Sweep.id, Sweep.owner, Sweep.priority, Sweep.max_slots, Sweep.max
 _PLAN_SOME = _PLAN.where(Sweep.id.in_(bindparam("b_sweep_ids", expanding=True)))
 
 
-def lock_values(box: Any, slot: Any, agent: Any, token: Any, lease_seconds: Any) -> dict[str, Any]:
+def _lock_values(box: Any, slot: Any, agent: Any, token: Any, lease_seconds: Any) -> dict[str, Any]:
     """The lease columns, as a claim and a new leased trial set them (values, or the claim's binds)."""
     return {"status": LEASED, "box": box, "slot": slot, "lock_owner": agent, "lock_token": token,
             "lock_expires_at": epoch_now() + lease_seconds, "heartbeat_at": epoch_now()}
@@ -113,13 +109,15 @@ _CLAIM = (update(Trial)
                  Trial.status == literal_status(QUEUED),
                  select(Sweep.id).where(Sweep.id == bindparam("b_sweep_id"), Sweep.status == SWEEP_RUNNING).exists())
           .values(attempts=Trial.attempts + 1,
-                  **lock_values(bindparam("b_box"), bindparam("b_slot"), bindparam("b_agent"), bindparam("b_token"),
+                  **_lock_values(bindparam("b_box"), bindparam("b_slot"), bindparam("b_agent"), bindparam("b_token"),
                                  bindparam("b_lease_seconds", type_=Float)))
           .returning(Trial.id, Trial.number, Trial.kind, Trial.params, Trial.seed, Trial.attempts,
                      Trial.lock_expires_at))
 _CLAIM_CAUTIOUS = _CLAIM.where(~select(Reservation.id).where(
     Reservation.box == bindparam("b_box"), Reservation.until > epoch_now(), Reservation.starts_at <= epoch_now(),
     Reservation.user != select(Sweep.owner).where(Sweep.id == bindparam("b_sweep_id")).scalar_subquery()).exists())
+
+
 @dataclass(frozen=True)
 class _Candidate:
     """A running sweep this slot may serve, as the planner sees it."""
@@ -218,17 +216,17 @@ def _plan(conn: Connection, holder: Holder, sweep_ids: list[int] | None) -> list
     return sorted(sweeps, key=lambda s: (usage.get(s.owner, 0.0), -s.priority, s.id))
 
 
-def _usage_by_owner(conn: Connection, owners: Iterable[str] | None) -> dict[str, float]:
-    now = float(conn.scalar(select(epoch_now())))
+def _usage_by_owner(conn: Connection, owners: Iterable[str]) -> dict[str, float]:
+    """Slot-seconds each of `owners` used in the last FAIR_SHARE_WINDOW_S (running trials up to now)."""
+    now = clock(conn)
     since = now - FAIR_SHARE_WINDOW_S
     # Each trial's [start, end] clipped to the window; portable CASEs (SQLite has no GREATEST).
     start = func.coalesce(Trial.started_at, Trial.heartbeat_at, now)
     end = func.coalesce(Trial.finished_at, now)
     clipped = case((start > since, start), else_=since)
     query = (select(Sweep.owner, func.sum(end - clipped)).join(Sweep, Sweep.id == Trial.sweep_id)
-             .where(or_(Trial.status.in_(ACTIVE), Trial.finished_at >= since)).group_by(Sweep.owner))
-    if owners is not None:
-        query = query.where(Sweep.owner.in_(list(owners)))
+             .where(or_(Trial.status.in_(ACTIVE), Trial.finished_at >= since), Sweep.owner.in_(list(owners)))
+             .group_by(Sweep.owner))
     return {owner: max(0.0, float(used or 0.0)) for owner, used in conn.execute(query)}
 
 
@@ -330,7 +328,7 @@ def _insert_leased(session: Session, sweep: Sweep, number: int, proposal: Propos
     row = Trial(sweep_id=sweep.id, number=number, kind=proposal.kind, params=dict(proposal.params),
                 seed=trial_seed(sweep.seed, number), attempts=1, metrics={}, created_at=epoch_now(),
                 predicted_score=finite(proposal.predicted_score), predicted_cost=finite(proposal.predicted_cost),
-                **lock_values(holder.box, holder.slot, holder.agent, token, lease_seconds))
+                **_lock_values(holder.box, holder.slot, holder.agent, token, lease_seconds))
     session.add(row)
     session.flush()
     session.refresh(row, ["lock_expires_at"])

@@ -1,6 +1,6 @@
-"""Read-only queries for reviewing sweeps: summaries, trial tables without curves, one trial's
-curve, boxes and who holds their slots. `sweepd pareto`, the dashboard and the wandb tracker
-read through these.
+"""Read-only queries for reviewing sweeps: summaries, a sweep's trials (with or without their
+curves), one trial, and a cheap fingerprint of a sweep's changes. `sweepd status`, `pareto`, the
+dashboard and the wandb tracker read through these.
 
 Every function only SELECTs and runs one short transaction, so a read-only engine
 (`make_engine(url, read_only=True)`) serves them and a reader never holds up an agent: in SQLite's

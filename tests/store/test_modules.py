@@ -22,3 +22,14 @@ def test_store_modules_use_only_each_others_public_names():
 
 def test_the_spec_validates_against_the_searchers_and_spaces_that_exist():
     assert spec.SEARCHERS is search.SEARCHERS and spec.SPACES is space.SPACES
+
+
+def test_the_store_depends_on_no_sweepd_module_but_the_settings_leaf():
+    outside = []
+    for path in sorted(STORE.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else (
+                [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            outside += [f"{path.name}: {m}" for m in modules
+                        if m.startswith("sweepd") and not m.startswith("sweepd.store") and m != "sweepd.settings"]
+    assert outside == []
