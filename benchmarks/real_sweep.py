@@ -81,11 +81,12 @@ def main() -> None:
     parser.add_argument("--lease-seconds", type=float, default=600.0,
                         help="lease expiry: a searcher that takes long to suggest stalls the agent's heartbeats, "
                              "which must not reap its trials")
-    parser.add_argument("--quick", action="store_true", help="cap 20 s, budget 150 s, one seed (~10 min)")
+    parser.add_argument("--quick", action="store_true", help="cap 30 s, budget 120 s, one seed (~10 min)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the CSV, PNG, logs and databases")
     args = parser.parse_args()
     if args.quick:
-        args.cap, args.budget, args.seeds = 20.0, 150.0, 1
+        # A cap well above start-up plus evaluation (12-25 s on a loaded 2-core box), so trials train.
+        args.cap, args.budget, args.seeds = 30.0, 120.0, 1
     searchers = [s.strip() for s in args.searchers.split(",") if s.strip()]
     out: Path = args.out
     (out / "db").mkdir(parents=True, exist_ok=True)
