@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import io
 import json
 import math
 import statistics
@@ -98,8 +97,7 @@ def main() -> None:
     for name in searchers:
         if name not in SEARCHERS:
             sys.exit(f"unknown searcher {name!r}: choose from {', '.join(SEARCHERS)}")
-        with contextlib.redirect_stderr(io.StringIO()):  # importing PufferLib prints gym's deprecation notice
-            require_dependency(name)
+        require_dependency(name)
     spec = load_spec(args.sweep, {"max_suggestion_cost": args.cap})
     budget_param = spec.settings.budget_param or "train.total_timesteps"
     center = {p.name: p.round(p.center) for p in spec.params}

@@ -9,7 +9,9 @@ one for every suggestion from the DB and gets exactly the suggestion the previou
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import math
 from collections.abc import Sequence
 from types import ModuleType
@@ -44,7 +46,9 @@ def require_dependency(name: str) -> ModuleType | None:
         return None
     module, install = _DEPENDENCIES[name]
     try:
-        return importlib.import_module(module)
+        # PufferLib's import prints gym's deprecation notice: not the user's business at each launch.
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            return importlib.import_module(module)
     except ImportError as exc:
         raise SearcherUnavailable(f"the {name} searcher needs {module.split('.')[0]}, which is not installed "
                                   f"({exc}): {install}") from exc

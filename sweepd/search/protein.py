@@ -62,8 +62,7 @@ class ProteinSearcher(HistorySearcher):
                  early_stop_min_fraction: float = 0.0) -> None:
         from sweepd.search import require_dependency
 
-        with _silenced():  # importing PufferLib prints gym's deprecation notice
-            self._sweep = require_dependency("protein")
+        self._sweep = require_dependency("protein")
         if not params:
             raise ValueError("a searcher needs at least one parameter")
         if any("." not in p.name for p in params):
