@@ -57,6 +57,9 @@ class Sweep(Base):
     max_total_cost: Mapped[float] = mapped_column(Float, default=0.0)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     max_slots: Mapped[int] = mapped_column(Integer, default=0)
+    # The hardware class its trials run on ("cpu" or "cuda"): only boxes of that class serve it, so
+    # the cost model never mixes one machine's seconds with another's.
+    device: Mapped[str] = mapped_column(String(16), default="cpu", server_default=text("'cpu'"))
     created_at: Mapped[float] = mapped_column(Float)
     finished_at: Mapped[float | None] = mapped_column(Float)
 
@@ -101,6 +104,10 @@ class Trial(Base):
     # Every attempt's cost added up (infra re-runs and `sweepd retry` included): what the budget counts.
     spent: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
     truncated: Mapped[bool] = mapped_column(default=False)
+    # Ended early on the searcher's word (a succeeded trial, truncated at what it had trained).
+    stopped: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    # Agent steps trained when the trial ended (None: the trainer did not say).
+    steps: Mapped[float | None] = mapped_column(Float)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     failure_reason: Mapped[str | None] = mapped_column(Text)
     failure_category: Mapped[str | None] = mapped_column(String(16))
@@ -118,6 +125,8 @@ class Box(Base):
     device: Mapped[str] = mapped_column(String(32))
     owner: Mapped[str] = mapped_column(String(100))
     agent: Mapped[str | None] = mapped_column(String(200))
+    # The sweep ids its agent serves (None: every sweep), so `launch` knows whether it picks a sweep up.
+    serves: Mapped[list[Any] | None] = mapped_column(JSON)
     last_seen: Mapped[float] = mapped_column(Float)
     state: Mapped[str] = mapped_column(String(16), default="online")
 
