@@ -20,6 +20,10 @@
 #   SWEEPD_FORCE_BUILD=1   skip the GitHub check and build offline
 #
 # Usage: . .venv/bin/activate && scripts/install_pufferlib.sh
+#
+# Sourced (`source scripts/install_pufferlib.sh`), it only defines the settings and functions below:
+# scripts/prepare_gpu_wheels.sh and benchmarks/gpu_check.sh patch and build PufferLib with the same
+# `patch_sdist` and `build_wheel`, so the offline recipe lives here alone.
 set -euo pipefail
 
 PUFFER_VERSION="3.0.0"
@@ -102,18 +106,9 @@ if digest.hexdigest() != entry["hashes"]["sha256"]:
 EOF
 }
 
-BUILD_DIR=""
-cleanup() { [[ -n "$BUILD_DIR" ]] && rm -rf "$BUILD_DIR"; return 0; }
-trap cleanup EXIT
-
-build_wheel_offline() {
-    local work src start
-    BUILD_DIR="$(mktemp -d)"
-    work="$BUILD_DIR"
-    say "downloading the pufferlib $PUFFER_VERSION sdist from $SIMPLE_INDEX"
-    download_sdist "$work/pufferlib-$PUFFER_VERSION.tar.gz"
-    tar -xzf "$work/pufferlib-$PUFFER_VERSION.tar.gz" -C "$work"
-    src="$work/pufferlib-$PUFFER_VERSION"
+# The offline recipe, applied to the unpacked sdist in `src`; running it twice changes nothing.
+patch_sdist() {
+    local src="$1"
     say "patching the sdist: placeholder folders for the GitHub downloads, impulse_wars left out"
     mkdir -p "$src/raylib-5.5_webassembly" "$src/box2d-web" \
              "$src/box2d-linux-amd64/include" "$src/box2d-linux-amd64/src"
@@ -122,16 +117,57 @@ build_wheel_offline() {
     sed -i -e "/^        'neptune',$/d" -e "s/^    'shimmy\[gym-v21\]',$//" "$src/setup.py"
     # pynvml from nvidia-ml-py (why: see PUFFER_DEPS above), so pip sees no missing requirement.
     sed -i -e "s/^\(\s*\)'pynvml',/\1'nvidia-ml-py',/" "$src/setup.py"
-    local build_path="$PATH"
+}
+
+# Builds the pufferlib wheel from `src` (a patched source folder or archive) into `out`, against the
+# numpy and torch already installed in $PYTHON (--no-build-isolation). With a CUDA torch and nvcc
+# on PATH, setup.py also compiles the CUDA advantage kernel. SWEEPD_BUILD_JOBS=N compiles N
+# extensions at once (setuptools' build_ext --parallel, through DIST_EXTRA_CONFIG; MAX_JOBS for
+# torch's ninja build); unset, one at a time.
+build_wheel() {
+    local src="$1" out="$2" start jobs="${SWEEPD_BUILD_JOBS:-}" extra_config=""
+    local build_env=("PATH=$PATH")
     if ! torch_has_cuda; then
-        build_path="$(path_without_nvcc)"
+        build_env=("PATH=$(path_without_nvcc)")
         say "torch has no CUDA: building with nvcc hidden from PATH (CPU advantage kernel)"
     fi
-    mkdir -p "$WHEEL_CACHE"
-    say "building the wheel (about 1 minute on 2 cores)"
+    mkdir -p "$out"
+    if [[ -n "$jobs" ]]; then
+        extra_config="$(mktemp --suffix .cfg)"
+        printf '[build_ext]\nparallel = %s\n' "$jobs" >"$extra_config"
+        build_env+=("DIST_EXTRA_CONFIG=$extra_config" "MAX_JOBS=$jobs")
+    fi
+    say "building the wheel (about 1 minute on 2 cores${jobs:+, $jobs jobs at once})"
     start=$SECONDS
-    PATH="$build_path" "$PYTHON" -m pip wheel --no-build-isolation --no-deps -w "$WHEEL_CACHE" "$src"
-    say "wheel built in $((SECONDS - start)) s: $(cached_wheel)"
+    # Status kept by hand: a caller may run this in a test (`if build_wheel ...`), where set -e is off.
+    local status=0
+    env "${build_env[@]}" "$PYTHON" -m pip wheel --no-build-isolation --no-deps -w "$out" "$src" || status=$?
+    rm -f "$extra_config"
+    if (( status != 0 )); then
+        say "building the wheel failed (pip exit $status)"
+        return "$status"
+    fi
+    say "wheel built in $((SECONDS - start)) s"
+}
+
+BUILD_DIR=""
+cleanup() { [[ -n "$BUILD_DIR" ]] && rm -rf "$BUILD_DIR"; return 0; }
+
+# Downloads the sdist into a fresh temporary folder (removed on exit) and patches it; sets SDIST_SRC.
+fetch_patched_sdist() {
+    BUILD_DIR="$(mktemp -d)"
+    say "downloading the pufferlib $PUFFER_VERSION sdist from $SIMPLE_INDEX"
+    download_sdist "$BUILD_DIR/pufferlib-$PUFFER_VERSION.tar.gz"
+    tar -xzf "$BUILD_DIR/pufferlib-$PUFFER_VERSION.tar.gz" -C "$BUILD_DIR"
+    rm "$BUILD_DIR/pufferlib-$PUFFER_VERSION.tar.gz"
+    SDIST_SRC="$BUILD_DIR/pufferlib-$PUFFER_VERSION"
+    patch_sdist "$SDIST_SRC"
+}
+
+build_wheel_offline() {
+    fetch_patched_sdist
+    build_wheel "$SDIST_SRC" "$WHEEL_CACHE"
+    say "wheel: $(cached_wheel)"
 }
 
 install_pufferlib() {
@@ -199,8 +235,15 @@ install_gpudrive_map() {
     say "GPUDrive sample map copied to $target"
 }
 
-install_pufferlib
-install_ale
-install_gpudrive_map
-puffer_installed || { say "pufferlib $PUFFER_VERSION still does not import"; exit 1; }
-say "done: $("$PYTHON" -c 'from importlib.metadata import version as v; print("pufferlib", v("pufferlib"), "ale-py", v("ale-py"))')"
+main() {
+    trap cleanup EXIT
+    install_pufferlib
+    install_ale
+    install_gpudrive_map
+    puffer_installed || { say "pufferlib $PUFFER_VERSION still does not import"; exit 1; }
+    say "done: $("$PYTHON" -c 'from importlib.metadata import version as v; print("pufferlib", v("pufferlib"), "ale-py", v("ale-py"))')"
+}
+
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+    main "$@"
+fi
