@@ -10,13 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from sweepd.host import visible_gpus
-from sweepd.protocol import parse_event
-from sweepd.spec import load_spec
 from toy import write_toy_sweep
 
 from sweepd import agent as agent_module
 from sweepd.agent import Agent
+from sweepd.host import visible_gpus
+from sweepd.protocol import parse_event
+from sweepd.spec import load_spec
 from sweepd.store.boxes import register_box, reserve_box
 from sweepd.store.db import open_store
 from sweepd.store.enqueue import enqueue_trial
