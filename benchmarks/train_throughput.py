@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 # Agent steps per run at --scale 1: about 20 s each on one shared core.
 STEPS = {"snake": 500_000, "puffer_breakout": 1_000_000, "breakout": 4096}
@@ -66,8 +67,12 @@ def run_direct(env: str, steps: int, artifact_dir: str) -> dict[str, float]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def direct_main(env: str, steps: int, artifact_dir: str) -> None:
-    """`--direct`: train with PufferLib's PuffeRL loop, print {"sps", "steps"} as JSON."""
+def direct_main(env: str, steps: int, artifact_dir: str, device: str = "cpu",
+                trial_config: dict[str, dict[str, Any]] | None = None) -> None:
+    """`--direct`: train with PufferLib's PuffeRL loop, print {"sps", "steps"} as JSON.
+
+    `trial_config` is a trial's config as the agent sends it (default: the family's defaults), trained
+    for `steps` on `device` (benchmarks/gpu_check.sh compares GPU trials with it)."""
     import contextlib
     import random
 
@@ -77,15 +82,18 @@ def direct_main(env: str, steps: int, artifact_dir: str) -> None:
 
     from sweepd import envs
 
-    # As the worker does: one thread, and the trial seed everywhere, so both runs train alike
-    # (env step costs follow the policy's behaviour).
-    torch.set_num_threads(1)
+    # As the worker does: one thread on CPU, and the trial seed everywhere, so both runs train
+    # alike (env step costs follow the policy's behaviour).
+    if device == "cpu":
+        torch.set_num_threads(1)
     random.seed(1)
     np.random.seed(1)
     torch.manual_seed(1)
     pufferl = import_pufferl()
     family = envs.get(env)
-    args = family.resolve({"train": {"total_timesteps": steps}}, device="cpu", seed=1, data_dir=artifact_dir)
+    overrides = {section: dict(values) for section, values in (trial_config or {}).items()}
+    overrides.setdefault("train", {})["total_timesteps"] = steps
+    args = family.resolve(overrides, device=device, seed=1, data_dir=artifact_dir)
     vecenv = family.make_vecenv(args, seed=1)
     policy = family.make_policy(args, vecenv)
     config = dict(args["train"])
@@ -111,10 +119,13 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the step counts")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--direct", nargs=3, metavar=("ENV", "STEPS", "DIR"), help=argparse.SUPPRESS)
+    parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
+    parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)  # a trial config, JSON
     options = parser.parse_args()
     if options.direct:
         env, steps, artifact_dir = options.direct
-        direct_main(env, int(steps), artifact_dir)
+        trial_config = json.loads(options.config.read_text()) if options.config else None
+        direct_main(env, int(steps), artifact_dir, options.device, trial_config)
         return
     print(f"train throughput on CPU, 1 thread, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     print(f"{'env':<16} {'mode':<7} {'steps':>9} {'steps/s':>9} {'steps/cpu-s':>11} {'start-up s':>10} "
