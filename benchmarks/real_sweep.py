@@ -132,11 +132,12 @@ def main() -> None:
     retrain_configs = [(s, cfg) for s, cfg in best.items() if cfg is not None]
     retrained: dict[str, list[float]] = {s: [] for s in searchers}
     if retrain_configs and args.retrain_seeds:
-        configs = [cfg for _, cfg in retrain_configs for _ in range(args.retrain_seeds)]
-        results = run_fixed(args, out, "retrain", configs, seed=RETRAIN_SEED)
-        for i, result in enumerate(results):
+        # Seed-major like the sweeps: load while re-training hits every searcher's config alike.
+        order = [(s, cfg) for _ in range(args.retrain_seeds) for s, cfg in retrain_configs]
+        results = run_fixed(args, out, "retrain", [cfg for _, cfg in order], seed=RETRAIN_SEED)
+        for (searcher, _), result in zip(order, results, strict=True):
             if result["score"] is not None:
-                retrained[retrain_configs[i // args.retrain_seeds][0]].append(float(result["score"]))
+                retrained[searcher].append(float(result["score"]))
 
     write_csv(out / "trials.csv", rows)
     plot_fronts(out / "fronts.png", runs, searchers, box, floor, args.sweep)
