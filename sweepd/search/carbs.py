@@ -118,7 +118,7 @@ class CarbsSearcher(HistorySearcher):
                  cost_quantile: float = 0.9, stale_window: int = 10, max_train_points: int = 128,
                  max_fit_points: int = 48, fit_iterations: int = 20, num_candidates: int = 0,
                  budget_param: str | None = None, curve_points: int = 3, early_stop: bool = True,
-                 early_stop_probability: float = 0.05, early_stop_min_fraction: float = 0.25) -> None:
+                 early_stop_probability: float = 0.01, early_stop_min_fraction: float = 0.25) -> None:
         if not params:
             raise ValueError("a searcher needs at least one parameter")
         if len({p.name for p in params}) != len(params):
@@ -478,8 +478,12 @@ class CarbsSearcher(HistorySearcher):
         return np.exp(np.clip(log_ls - log_ls.mean(), -math.log(4.0), math.log(4.0)))
 
     def _improvements(self, horizon: int) -> np.ndarray:
-        """For each of the last ``horizon`` finished or failed runs: did it beat every cheaper-or-equal
-        earlier finished run? (A failed run never does.)"""
+        """For each of the last ``horizon`` finished or failed runs: +1 if it improved the front inside
+        the span of costs already explored, -1 if it did not (or failed), 0 if it extended that span.
+
+        A run cheaper or costlier than every earlier one is on the front whatever its config: it
+        says nothing about whether the step that made it was a good one.
+        """
         h = self.history
         finals, failed = self._finals(), np.array(h.failed, dtype=bool)
         runs = np.flatnonzero(finals | failed)[-horizon:]
@@ -488,12 +492,15 @@ class CarbsSearcher(HistorySearcher):
         out = []
         for i in runs:
             if failed[i]:
-                out.append(False)
+                out.append(-1)
                 continue
             earlier = ok < i
             cheaper = earlier & (costs <= h.costs[i])
-            out.append(not cheaper.any() or h.scores[i] > scores[cheaper].max())
-        return np.array(out, dtype=bool)
+            if not cheaper.any() or not (earlier & (costs >= h.costs[i])).any():
+                out.append(0)
+            else:
+                out.append(1 if h.scores[i] > scores[cheaper].max() else -1)
+        return np.array(out, dtype=np.int64)
 
     def _success_doublings(self) -> float:
         """Radius doublings by the one-fifth success rule over the recent runs (0 to the maximum)."""
@@ -502,8 +509,8 @@ class CarbsSearcher(HistorySearcher):
         h = self.history
         n_runs = int((self._finals() | np.array(h.failed, dtype=bool)).sum())
         warmup = max(self.num_random_samples - (n_runs - len(flags)), 0)
-        for improved in flags[warmup:]:
-            step = (1.0 - _SUCCESS_RATE) if improved else -_SUCCESS_RATE
+        for flag in flags[warmup:]:
+            step = {1: 1.0 - _SUCCESS_RATE, -1: -_SUCCESS_RATE, 0: 0.0}[int(flag)]
             level = min(max(level + _SUCCESS_GAIN * step, 0.0), _MAX_RADIUS_DOUBLINGS)
         return level
 
