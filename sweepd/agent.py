@@ -55,6 +55,7 @@ KILL_WAIT_S = 5.0            # after SIGKILL, how long an exiting agent waits fo
 IDLE_POLL_S = 2.0            # a slot that found no work asks again after this long
 SPAWN_RETRY_S = 10.0         # after this box failed to start a worker, lease nothing for this long
 OUTAGE_RETRY_S = 0.25        # first retry after a database error; doubles up to the heartbeat interval
+DEFERRED = object()          # `_write`'s answer when the database was down: recorded later, if at all
 
 
 class TrialTracker(Protocol):
@@ -330,9 +331,12 @@ class Agent:
             result = worker.result
             metrics.update({k: v for k, v in result.items() if k not in ("event", "score", "cost")})
             score, cost = result["score"], result["cost"] if result["cost"] is not None else elapsed
-            self._write(lambda: finish_trial(self.engine, lease, score, cost,
-                                                   score_stderr=result["score_stderr"],
-                                                   truncated=result["truncated"], metrics=metrics), lease)
+            recorded = self._write(lambda: finish_trial(self.engine, lease, score, cost,
+                                                        score_stderr=result["score_stderr"],
+                                                        truncated=result["truncated"], metrics=metrics), lease)
+            if recorded is False:  # the token was rejected: another agent took the trial meanwhile
+                self.log(f"trial {label}: lease lost, result not recorded (score {score:.4g})")
+                return
             self.log(f"trial {label}: score {score:.4g} in {cost:.0f} s"
                      + (" (truncated at the cost cap)" if result["truncated"] else "")
                      + (f" (killed {EXIT_GRACE_S:g} s after its result: it did not exit)" if worker.exit_overdue
@@ -341,8 +345,11 @@ class Agent:
         tail = log_tail(worker.log_path)
         metrics["log_tail"] = tail
         reason, category = worker.exit_failure(code, tail)
-        self._write(lambda: fail_trial(self.engine, lease, reason, category, cost=elapsed, metrics=metrics),
-                    lease)
+        status = self._write(lambda: fail_trial(self.engine, lease, reason, category, cost=elapsed,
+                                                metrics=metrics), lease)
+        if status is None:
+            self.log(f"trial {label}: lease lost, failure not recorded ({category}: {reason})")
+            return
         self.log(f"trial {label} failed ({category}): {reason}")
 
     # --- heartbeats, deadlines, shutdown ------------------------------------------------------
@@ -438,14 +445,17 @@ class Agent:
 
     # --- database writes that survive an outage -----------------------------------------------
 
-    def _write(self, write: Callable[[], Any], lease: Lease) -> None:
+    def _write(self, write: Callable[[], Any], lease: Lease) -> Any:
+        """Run `write` and return what it returns; on a database outage queue it for a retry and
+        return DEFERRED (whether the token still holds is known only once it runs)."""
         try:
-            write()
+            return write()
         except DBAPIError as exc:
             self.log(f"database unavailable recording trial {lease.sweep_name}#{lease.number} "
                      f"({first_line(exc)}); will retry")
             self.unrecorded.append(write)
             self._database_down(exc)
+            return DEFERRED
 
     def _flush_unrecorded(self, final: bool = False) -> None:
         attempts = 5 if final else 1
