@@ -370,7 +370,9 @@ class Agent:
             heartbeat_box(self.engine, self.box, self.id, "draining" if self.stopping else "online")
             statuses = sweep_statuses(self.engine, {w.lease.sweep_id for w in self.workers.values()})
             for worker in list(self.workers.values()):
-                if worker.stop_reason is None and statuses.get(worker.lease.sweep_id) != SWEEP_RUNNING:
+                # A paused sweep's running trials finish (`sweepd pause --requeue` takes their leases instead).
+                if worker.stop_reason is None and statuses.get(worker.lease.sweep_id) not in (SWEEP_RUNNING,
+                                                                                             SWEEP_PAUSED):
                     self._stop_worker(worker, f"sweep {statuses.get(worker.lease.sweep_id)}")
             self._database_up()
             if now >= self._reap_after:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from sweepd.store.audit import record_event
 from sweepd.store.dialect import clock, epoch_now
-from sweepd.store.models import ACTIVE, Box, Reservation, Sweep, Trial, check_length
+from sweepd.store.models import ACTIVE, Box, InvalidRequest, Reservation, Sweep, Trial, check_length
 from sweepd.store.sweeps import NotFound
 
 
@@ -176,15 +176,15 @@ def reserve_box(engine: Engine, box: str, user: str, seconds: float, *, slots: i
     who took the box from whom and why (`note`, required with `force`).
     """
     if seconds <= 0:
-        raise ValueError(f"a reservation must last more than 0 s, got {seconds:g} s")
+        raise InvalidRequest(f"a reservation must last more than 0 s, got {seconds:g} s")
     if force and not note.strip():
-        raise ValueError("taking a box reserved by someone else needs a reason: add --note '...'")
+        raise InvalidRequest("taking a box reserved by someone else needs a reason: add --note '...'")
     check_length(Reservation.user, user, "the user name")
     with Session(engine) as session, session.begin():
         now = clock(session)
         row = _find_box(session, box)
         if slots is not None and not 1 <= slots <= row.slots:
-            raise ValueError(f"box {box} has {row.slots} slot(s); cannot reserve {slots}")
+            raise InvalidRequest(f"box {box} has {row.slots} slot(s); cannot reserve {slots}")
         active = _active(session, box, now)
         mine = [r for r in active if r.user == user]
         others = [r for r in active if r.user != user]
@@ -213,7 +213,7 @@ def reserve_box(engine: Engine, box: str, user: str, seconds: float, *, slots: i
 def release_box(engine: Engine, box: str, user: str, *, force: bool = False, note: str = "") -> list[ReservationInfo]:
     """End `user`'s reservations of `box` now; with `force`, everyone's (recorded with `note`)."""
     if force and not note.strip():
-        raise ValueError("releasing someone else's reservation needs a reason: add --note '...'")
+        raise InvalidRequest("releasing someone else's reservation needs a reason: add --note '...'")
     with Session(engine) as session, session.begin():
         now = clock(session)
         _find_box(session, box)
@@ -221,7 +221,7 @@ def release_box(engine: Engine, box: str, user: str, *, force: bool = False, not
         ending = [r for r in active if r.user == user or force]
         if not ending:
             holders = ", ".join(_describe(r) for r in active)
-            raise ValueError(f"{user} holds no reservation of box {box}"
+            raise InvalidRequest(f"{user} holds no reservation of box {box}"
                              + (f" (held by {holders}; --force --note 'why' to end theirs)" if holders else ""))
         for row in ending:
             row.until = now

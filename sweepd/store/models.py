@@ -166,9 +166,14 @@ def finite(value: float | None) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
+class InvalidRequest(ValueError):
+    """Input the store refuses as given (a name too long or taken, a transition the sweep's state
+    does not allow): the user's to fix, said in one line by the CLI, unlike any other ValueError."""
+
+
 def check_length(column: Any, value: str, what: str) -> None:
-    """One-line ValueError when `value` is longer than the String `column` holds: PostgreSQL would
+    """One-line InvalidRequest when `value` is longer than the String `column` holds: PostgreSQL would
     refuse the row (SQLite stores it), and cutting it short would silently change a name."""
     limit = column.type.length
     if len(value) > limit:
-        raise ValueError(f"{what} is {len(value)} characters long; at most {limit} fit: '{value[:40]}...'")
+        raise InvalidRequest(f"{what} is {len(value)} characters long; at most {limit} fit: '{value[:40]}...'")

@@ -1,8 +1,17 @@
-"""Sweeps: create, find, list, and set their status; what never changes about one (its constants).
+"""Sweeps: create, find, list; their lifecycle (pause, resume, stop, extend); what never changes
+about one (its constants).
 
 A sweep is found by name or id through `find_sweep`, the one lookup every command uses. Its
 trials are numbered densely from 1 (`next_number`) under the sweep's row lock (`lock_sweep`),
 and each trial's seed follows from the sweep's seed and the trial's number.
+
+Lifecycle, each step one guarded UPDATE and one event:
+- running -> paused (`pause_sweep`): no new leases; running trials finish, or with `requeue` are
+  taken back at once and run again on resume. paused -> running (`resume_sweep`).
+- running|paused -> stopped (`stop_sweep`): final. No new leases, agents stop its running trials,
+  nothing resumes it (a new sweep can start from its results: `launch --warm-start`).
+- running -> finished: its budget is spent (store/budget.py). `extend_sweep` raises the budget and
+  sets a finished sweep running again.
 """
 
 from __future__ import annotations
@@ -12,14 +21,27 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sweepd.settings import SweepSettings
 from sweepd.store.audit import record_event
 from sweepd.store.dialect import clock
-from sweepd.store.models import SWEEP_PAUSED, SWEEP_RUNNING, SWEEP_STOPPED, Sweep, Trial, check_length
+from sweepd.store.models import (
+    ACTIVE,
+    QUEUED,
+    SWEEP_FINISHED,
+    SWEEP_PAUSED,
+    SWEEP_RUNNING,
+    SWEEP_STOPPED,
+    InvalidRequest,
+    Sweep,
+    Trial,
+    check_length,
+)
+
+MAX_ID = 2**31 - 1  # the id column's range on every database: a larger number can only be a name
 
 
 class NotFound(LookupError):
@@ -82,7 +104,7 @@ def create_sweep(engine: Engine, spec: dict[str, Any], owner: str, name: str | N
                 session.flush()
             except IntegrityError:
                 if name is not None:
-                    raise ValueError(f"a sweep named '{name}' exists already") from None
+                    raise InvalidRequest(f"a sweep named '{name}' exists already") from None
                 session.rollback()
                 continue
             record_event(session, now, owner, "sweep_created", spec.get("source", ""), sweep_id=row.id)
@@ -91,11 +113,12 @@ def create_sweep(engine: Engine, spec: dict[str, Any], owner: str, name: str | N
 
 
 def find_sweep(engine: Engine, ref: str | int) -> SweepInfo:
-    """A sweep by name or id; NotFound names the recent sweeps."""
+    """A sweep by name or id; NotFound names the recent sweeps. Only ASCII digits within the id
+    column's range are tried as an id ('²' and 20-digit numbers are looked up as names only)."""
     ref_text = str(ref)
     with Session(engine) as session:
         row = session.scalar(select(Sweep).where(Sweep.name == ref_text))
-        if row is None and ref_text.isdigit():
+        if row is None and ref_text.isascii() and ref_text.isdigit() and int(ref_text) <= MAX_ID:
             row = session.get(Sweep, int(ref_text))
         if row is None:
             names = session.scalars(select(Sweep.name).order_by(Sweep.id.desc()).limit(5)).all()
@@ -122,6 +145,120 @@ def set_sweep_status(engine: Engine, ref: str | int, status: str, actor: str, re
                            .returning(*Sweep.__table__.columns)).one()
         record_event(conn, now, actor, f"sweep_{status}", reason, sweep_id=sweep_id)
         return SweepInfo.of(row)
+
+
+@dataclass(frozen=True)
+class Steered:
+    """What a lifecycle step did: the sweep as it is now, and the trial numbers it re-queued."""
+
+    sweep: SweepInfo
+    requeued: tuple[int, ...] = ()
+
+
+def pause_sweep(engine: Engine, ref: str | int, actor: str, *, requeue: bool = False) -> Steered:
+    """running -> paused: no new leases. Its running trials finish and are recorded as usual; with
+    `requeue` they are taken back at once (queued again, this attempt not counted against their
+    retries, what it spent up to its last heartbeat charged to the budget), their agents stop them
+    at their next heartbeat (the lease is gone), and they run again on resume. Pausing a paused
+    sweep again with `requeue` takes back what still runs."""
+    sweep_id = find_sweep(engine, ref).id
+    with engine.begin() as conn:
+        now = clock(conn)
+        paused = conn.execute(update(Sweep).where(Sweep.id == sweep_id, Sweep.status == SWEEP_RUNNING)
+                              .values(status=SWEEP_PAUSED, status_reason=f"paused by {actor}")).rowcount == 1
+        status = conn.scalar(select(Sweep.status).where(Sweep.id == sweep_id))
+        if status != SWEEP_PAUSED:
+            raise InvalidRequest(_cannot("pause", ref, status))
+        numbers: tuple[int, ...] = ()
+        if requeue:
+            numbers = tuple(sorted(conn.scalars(
+                update(Trial).where(Trial.sweep_id == sweep_id, Trial.status.in_(ACTIVE))
+                .values(status=QUEUED, attempts=case((Trial.attempts > 0, Trial.attempts - 1), else_=0),
+                        spent=Trial.spent + case((Trial.started_at.is_not(None) & Trial.heartbeat_at.is_not(None)
+                                                  & (Trial.heartbeat_at > Trial.started_at),
+                                                  Trial.heartbeat_at - Trial.started_at), else_=0.0),
+                        box=None, slot=None, lock_owner=None, lock_token=None, lock_expires_at=None,
+                        started_at=None)
+                .returning(Trial.number)).all()))
+        if paused or numbers:
+            record_event(conn, now, actor, "sweep_paused",
+                         "running trials finish" if not requeue else
+                         f"re-queued {len(numbers)} running trial(s)" + (f" {list(numbers)}" if numbers else ""),
+                         sweep_id=sweep_id)
+        return Steered(_read(conn, sweep_id), numbers)
+
+
+def resume_sweep(engine: Engine, ref: str | int, actor: str) -> Steered:
+    """paused -> running, whatever it was paused for and whatever was re-queued meanwhile. A
+    stopped sweep stays stopped (stop is final); a finished one needs `extend_sweep`."""
+    sweep_id = find_sweep(engine, ref).id
+    with engine.begin() as conn:
+        now = clock(conn)
+        resumed = conn.execute(update(Sweep).where(Sweep.id == sweep_id, Sweep.status == SWEEP_PAUSED)
+                               .values(status=SWEEP_RUNNING, status_reason=None, finished_at=None)).rowcount == 1
+        status = conn.scalar(select(Sweep.status).where(Sweep.id == sweep_id))
+        if not resumed and status != SWEEP_RUNNING:
+            raise InvalidRequest(_cannot("resume", ref, status))
+        if resumed:
+            record_event(conn, now, actor, "sweep_running", "resumed", sweep_id=sweep_id)
+        return Steered(_read(conn, sweep_id))
+
+
+def stop_sweep(engine: Engine, ref: str | int, actor: str, reason: str = "") -> Steered:
+    """running|paused -> stopped, for good: no new leases, its agents stop its running trials (what
+    they reported by then is kept), and nothing sets it running again."""
+    sweep_id = find_sweep(engine, ref).id
+    with engine.begin() as conn:
+        now = clock(conn)
+        stopped = conn.execute(update(Sweep).where(Sweep.id == sweep_id,
+                                                   Sweep.status.in_((SWEEP_RUNNING, SWEEP_PAUSED)))
+                               .values(status=SWEEP_STOPPED, status_reason=reason or f"stopped by {actor}",
+                                       finished_at=now)).rowcount == 1
+        if not stopped:
+            status = conn.scalar(select(Sweep.status).where(Sweep.id == sweep_id))
+            raise InvalidRequest(_cannot("stop", ref, status))
+        record_event(conn, now, actor, "sweep_stopped", reason, sweep_id=sweep_id)
+        return Steered(_read(conn, sweep_id))
+
+
+def extend_sweep(engine: Engine, ref: str | int, actor: str, *, trials: int = 0, cost: float = 0.0) -> Steered:
+    """Raise the sweep's budget by `trials` trials and/or `cost` seconds, and set it running again
+    if it had finished (its budget spent). Only a budget the sweep has can be raised (0 means
+    unlimited already); a stopped sweep stays stopped."""
+    info = find_sweep(engine, ref)
+    if trials < 0 or cost < 0 or not (trials or cost):
+        raise InvalidRequest("extend needs a positive --trials or --cost")
+    if trials and not info.max_trials:
+        raise InvalidRequest(f"sweep {info.name} has no max_trials budget (unlimited): nothing to extend")
+    if cost and not info.max_total_cost:
+        raise InvalidRequest(f"sweep {info.name} has no max_total_cost budget (unlimited): nothing to extend")
+    with engine.begin() as conn:
+        now = clock(conn)
+        changed = conn.execute(
+            update(Sweep).where(Sweep.id == info.id, Sweep.status != SWEEP_STOPPED)
+            .values(max_trials=Sweep.max_trials + trials, max_total_cost=Sweep.max_total_cost + cost,
+                    status=case((Sweep.status == SWEEP_FINISHED, SWEEP_RUNNING), else_=Sweep.status),
+                    finished_at=case((Sweep.status == SWEEP_FINISHED, None), else_=Sweep.finished_at))
+            .returning(*Sweep.__table__.columns)).first()
+        if changed is None:
+            raise InvalidRequest(_cannot("extend", ref, SWEEP_STOPPED))
+        record_event(conn, now, actor, "sweep_extended",
+                     ", ".join(part for part in (f"+{trials} trials" if trials else "",
+                                                 f"+{cost:g} s" if cost else "") if part)
+                     + f" (now {changed.max_trials} trials, {changed.max_total_cost:g} s)", sweep_id=info.id)
+        return Steered(SweepInfo.of(changed))
+
+
+def _cannot(verb: str, ref: str | int, status: str | None) -> str:
+    why = {SWEEP_STOPPED: "stopped, which is final (start a new sweep from its results: "
+                          "sweepd launch FILE --warm-start " + str(ref) + ")",
+           SWEEP_FINISHED: "finished: its budget is spent (sweepd extend raises it)",
+           SWEEP_RUNNING: "running", SWEEP_PAUSED: "paused"}.get(status or "", status or "gone")
+    return f"cannot {verb} sweep {ref}: it is {why}"
+
+
+def _read(conn: Connection, sweep_id: int) -> SweepInfo:
+    return SweepInfo.of(conn.execute(select(Sweep.__table__).where(Sweep.id == sweep_id)).one())
 
 
 def sweep_statuses(engine: Engine, ids: Iterable[int]) -> dict[int, str]:

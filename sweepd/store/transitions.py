@@ -33,7 +33,6 @@ from sweepd.store.models import (
     SWEEP_FINISHED,
     SWEEP_PAUSED,
     SWEEP_RUNNING,
-    SWEEP_STOPPED,
     Sweep,
     Trial,
     finite,
@@ -207,7 +206,7 @@ class Retried:
 
 def retry_sweep(engine: Engine, ref: str | int, actor: str, *, failed: bool = False) -> Retried:
     """Re-queue a sweep's abandoned trials (with `failed`, its failed ones too) as fresh attempts,
-    and set the sweep running again if it was paused or finished."""
+    and set the sweep running again if it was paused or finished (never if stopped: that is final)."""
     statuses = (ABANDONED, FAILED) if failed else (ABANDONED,)
     sweep_id = find_sweep(engine, ref).id
     with engine.begin() as conn:
@@ -221,7 +220,7 @@ def retry_sweep(engine: Engine, ref: str | int, actor: str, *, failed: bool = Fa
                     score_stderr=None, truncated=False, failure_reason=None, failure_category=None, box=None,
                     slot=None, lock_owner=None)
             .returning(Trial.number)).all()))
-        resumed = status in (SWEEP_PAUSED, SWEEP_FINISHED) or (status == SWEEP_STOPPED and bool(numbers))
+        resumed = status in (SWEEP_PAUSED, SWEEP_FINISHED)  # a stopped sweep stays stopped: stop is final
         if resumed:
             conn.execute(update(Sweep).where(Sweep.id == sweep_id)
                          .values(status=SWEEP_RUNNING, status_reason=None, finished_at=None))

@@ -1,0 +1,112 @@
+"""Steering a sweep through the real `sweepd` command line, on SQLite and PostgreSQL: pause and
+resume (running trials finish, or are re-queued), stop is final, extend raises a budget.
+
+The trials are held through the store's own leasing functions, as an agent holds them, so that
+each test sees exactly what a command did to a trial in flight."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine
+
+from sweepd.store import db
+from sweepd.store.audit import events
+from sweepd.store.history import Evidence, Proposal
+from sweepd.store.leasing import Holder, lease_trial
+from sweepd.store.review import list_trials
+from sweepd.store.sweeps import SweepInfo, create_sweep, find_sweep
+from sweepd.store.transitions import finish_trial, heartbeat_trial, start_trial
+
+SPEC = {"name": "toy", "env": "snake", "source": "test",
+        "settings": {"searcher": "random", "seed": 3, "max_suggestion_cost": 10.0, "max_trials": 3,
+                     "max_total_cost": 0.0, "priority": 0, "max_slots": 0, "direction": "maximize"}}
+
+
+def counting_proposer(sweep: SweepInfo, history: Evidence) -> Proposal:
+    return Proposal(params={"x": len(history.observations) + len(history.pending)}, kind="random",
+                    predicted_cost=1.0)
+
+
+def holder(slot: int) -> Holder:
+    """A distinct slot per lease: each asks afresh, never from another slot's cached plan."""
+    return Holder(agent="agent-a", box="box-1", slot=slot, user="tester")
+
+
+def sweepd(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`sweepd ARGS --db URL` as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "sweepd.cli", *args, "--db", url], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "COLUMNS": "200"})
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = db.open_store(db_url)
+    yield engine
+    engine.dispose()
+
+
+def url_of(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+def test_pause_lets_running_trials_finish_and_resume_runs_the_sweep_again(engine):
+    sweep = create_sweep(engine, SPEC, owner="tester")
+    lease = lease_trial(engine, holder(0), counting_proposer)
+    assert start_trial(engine, lease)
+    paused = sweepd(url_of(engine), "pause", sweep.name)
+    assert paused.returncode == 0, paused.stderr
+    assert paused.stdout.strip() == f"sweep {sweep.name} paused; running trials finish"
+    assert find_sweep(engine, sweep.id).status == "paused"
+    assert lease_trial(engine, holder(1), counting_proposer) is None  # no new leases
+    assert heartbeat_trial(engine, lease, 30.0) and finish_trial(engine, lease, 1.0, 2.0)  # it finishes, recorded
+    assert list_trials(engine, sweep.id)[0].status == "succeeded"
+    resumed = sweepd(url_of(engine), "resume", sweep.name)
+    assert resumed.returncode == 0 and resumed.stdout.strip() == f"sweep {sweep.name} running", resumed.stderr
+    assert lease_trial(engine, holder(2), counting_proposer).number == 2
+    assert [e.kind for e in events(engine, sweep_id=sweep.id) if e.kind.startswith("sweep_")] == [
+        "sweep_created", "sweep_paused", "sweep_running"]
+
+
+def test_pause_requeue_takes_running_trials_back_and_resume_runs_them(engine):
+    sweep = create_sweep(engine, SPEC, owner="tester")
+    lease = lease_trial(engine, holder(0), counting_proposer)
+    assert start_trial(engine, lease) and heartbeat_trial(engine, lease, 30.0)
+    paused = sweepd(url_of(engine), "pause", sweep.name, "--requeue")
+    assert paused.returncode == 0, paused.stderr
+    assert paused.stdout.strip() == f"sweep {sweep.name} paused; re-queued 1 running trial(s) [1]"
+    trial = list_trials(engine, sweep.id)[0]
+    assert (trial.status, trial.attempts, trial.box) == ("queued", 0, None)  # a pause uses up no retry
+    assert not heartbeat_trial(engine, lease, 30.0)  # its agent learns the lease is gone and stops it
+    assert lease_trial(engine, holder(1), counting_proposer) is None
+    assert sweepd(url_of(engine), "resume", sweep.name).returncode == 0
+    again = lease_trial(engine, holder(2), counting_proposer)
+    assert (again.number, again.attempt, again.params) == (1, 1, lease.params)
+
+
+def test_stop_is_final_resume_and_retry_leave_it_stopped(engine):
+    sweep = create_sweep(engine, SPEC, owner="tester")
+    stopped = sweepd(url_of(engine), "stop", sweep.name)
+    assert stopped.returncode == 0 and stopped.stdout.strip() == f"sweep {sweep.name} stopped (final)"
+    resumed = sweepd(url_of(engine), "resume", sweep.name)
+    assert resumed.returncode == 1
+    assert resumed.stderr.strip() == (f"error: cannot resume sweep {sweep.name}: it is stopped, which is final "
+                                      f"(start a new sweep from its results: sweepd launch FILE --warm-start "
+                                      f"{sweep.name})")
+    retried = sweepd(url_of(engine), "retry", sweep.name)
+    assert retried.returncode == 0 and retried.stdout.strip().endswith("; status stopped")
+    assert find_sweep(engine, sweep.id).status == "stopped"
+    assert lease_trial(engine, holder(0), counting_proposer) is None
+
+
+def test_help_says_stop_is_final_and_pause_is_resumable():
+    stop = subprocess.run([sys.executable, "-m", "sweepd.cli", "stop", "--help"], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "200"})
+    pause = subprocess.run([sys.executable, "-m", "sweepd.cli", "pause", "--help"], capture_output=True, text=True,
+                           env={**os.environ, "COLUMNS": "200"})
+    assert "Final: it cannot be resumed" in " ".join(stop.stdout.split())
+    assert "`sweepd resume` continues it" in " ".join(pause.stdout.split())
