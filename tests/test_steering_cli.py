@@ -110,3 +110,66 @@ def test_help_says_stop_is_final_and_pause_is_resumable():
                            env={**os.environ, "COLUMNS": "200"})
     assert "Final: it cannot be resumed" in " ".join(stop.stdout.split())
     assert "`sweepd resume` continues it" in " ".join(pause.stdout.split())
+
+
+def run_to_the_end(engine: Engine, sweep: SweepInfo, first_slot: int, cost: float) -> list[int]:
+    """Lease and finish trials on this one engine until the sweep takes no more; their numbers."""
+    leases = []
+    while (lease := lease_trial(engine, holder(first_slot + len(leases)), counting_proposer)) is not None:
+        leases.append(lease)
+    for lease in leases:
+        assert start_trial(engine, lease) and finish_trial(engine, lease, 1.0, cost)
+    return [lease.number for lease in leases]
+
+
+def test_extend_trials_resumes_a_finished_sweep_on_a_long_lived_engine(engine):
+    sweep = create_sweep(engine, {**SPEC, "settings": {**SPEC["settings"], "max_trials": 2}}, owner="tester")
+    assert run_to_the_end(engine, sweep, 0, 1.0) == [1, 2]
+    assert find_sweep(engine, sweep.id).status == "finished"
+    extended = sweepd(url_of(engine), "extend", sweep.name, "--trials", "2")
+    assert extended.returncode == 0, extended.stderr
+    assert extended.stdout.strip() == f"sweep {sweep.name}: budget 4 trials, -; running"
+    lease = lease_trial(engine, holder(10), counting_proposer)  # the same engine, its caches warm
+    assert (lease.number, lease.max_trials) == (3, 4)
+    assert start_trial(engine, lease) and finish_trial(engine, lease, 1.0, 1.0)
+    assert run_to_the_end(engine, sweep, 20, 1.0) == [4]
+    assert find_sweep(engine, sweep.id).status == "finished"
+    assert [e.detail for e in events(engine, sweep_id=sweep.id, kind="sweep_extended")] == [
+        "+2 trials (now 4 trials, 0 s)"]
+
+
+def test_extend_cost_resumes_a_sweep_whose_cost_budget_is_spent(engine):
+    # A cap of 12.5 s a trial (10 s x the default tolerance): 30 s cover two trials in flight.
+    sweep = create_sweep(engine, {**SPEC, "settings": {**SPEC["settings"], "max_trials": 0,
+                                                       "max_total_cost": 30.0}}, owner="tester")
+    assert run_to_the_end(engine, sweep, 0, 10.0) == [1, 2]
+    assert find_sweep(engine, sweep.id).status == "finished"
+    extended = sweepd(url_of(engine), "extend", sweep.name, "--cost", "1m")
+    assert extended.returncode == 0 and extended.stdout.strip() == f"sweep {sweep.name}: budget - trials, 90 s; running"
+    lease = lease_trial(engine, holder(10), counting_proposer)
+    assert (lease.number, lease.max_total_cost) == (3, 90.0)
+
+
+def test_extend_refuses_what_it_cannot_do_in_one_line(engine):
+    sweep = create_sweep(engine, SPEC, owner="tester")
+    no_cost = sweepd(url_of(engine), "extend", sweep.name, "--cost", "4h")
+    assert (no_cost.returncode, no_cost.stderr.strip()) == (
+        1, f"error: sweep {sweep.name} has no max_total_cost budget (unlimited): nothing to extend")
+    bad = sweepd(url_of(engine), "extend", sweep.name, "--cost", "4 hours")
+    assert (bad.returncode, bad.stderr.strip()) == (
+        2, "error: cannot read duration '4 hours': use e.g. 4h, 90m, 1h30m, 2d")
+    assert sweepd(url_of(engine), "stop", sweep.name).returncode == 0
+    stopped = sweepd(url_of(engine), "extend", sweep.name, "--trials", "1")
+    assert stopped.returncode == 1 and "it is stopped, which is final" in stopped.stderr
+    assert find_sweep(engine, sweep.id).max_trials == 3
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90", 90.0), ("90s", 90.0), ("30m", 1800.0), ("4h", 14400.0),
+                                               ("1h30m", 5400.0), ("2d", 172800.0)])
+def test_extend_reads_durations(tmp_path, text, seconds):
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    engine = db.open_store(url)
+    sweep = create_sweep(engine, {**SPEC, "settings": {**SPEC["settings"], "max_total_cost": 60.0}}, owner="tester")
+    assert sweepd(url, "extend", sweep.name, "--cost", text).returncode == 0
+    assert find_sweep(engine, sweep.id).max_total_cost == 60.0 + seconds
+    engine.dispose()

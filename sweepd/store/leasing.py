@@ -34,12 +34,14 @@ from sweepd.store.sweeps import SweepConstants, SweepInfo, lock_sweep, next_numb
 
 @dataclass(frozen=True)
 class Holder:
-    """Who asks for work: the agent (lock owner), its box and slot, and the user it runs as."""
+    """Who asks for work: the agent (lock owner), its box and slot, the user it runs as, and the
+    slot's hardware class ("cpu" or "cuda"): it serves only sweeps of that class."""
 
     agent: str
     box: str
     slot: int
     user: str
+    device: str = "cpu"
 
 
 @dataclass(frozen=True)
@@ -91,9 +93,12 @@ _HAS_QUEUED = select(Trial.id).where(Trial.sweep_id == Sweep.id, Trial.status ==
 # Whether the box has a reservation now rides along with the plan: an unreserved box costs no query.
 _BOX_RESERVED = select(Reservation.id).where(Reservation.box == bindparam("b_box"), Reservation.until > epoch_now(),
                                              Reservation.starts_at <= epoch_now()).exists()
-_PLAN = select(Sweep.id, Sweep.owner, Sweep.priority, Sweep.max_slots, Sweep.max_total_cost, _HAS_QUEUED,
-               _BOX_RESERVED).where(Sweep.status == SWEEP_RUNNING)
-_PLAN_SOME = _PLAN.where(Sweep.id.in_(bindparam("b_sweep_ids", expanding=True)))
+_PLAN = select(Sweep.id, Sweep.owner, Sweep.priority, Sweep.max_slots, Sweep.max_total_cost, Sweep.max_trials,
+               _HAS_QUEUED, _BOX_RESERVED).where(Sweep.status == SWEEP_RUNNING)
+# A slot serves only sweeps of its hardware class (like a reservation, in the plan): one sweep's
+# costs all come from one kind of hardware, so its cost model never mixes a GPU's seconds with a CPU's.
+_PLAN_CLASS = _PLAN.where(Sweep.device == bindparam("b_device"))
+_PLAN_SOME = _PLAN_CLASS.where(Sweep.id.in_(bindparam("b_sweep_ids", expanding=True)))
 
 
 def _lock_values(box: Any, slot: Any, agent: Any, token: Any, lease_seconds: Any) -> dict[str, Any]:
@@ -126,7 +131,8 @@ class _Candidate:
     owner: str
     priority: int
     max_slots: int
-    max_total_cost: float
+    max_total_cost: float      # the budget as the plan read it: `sweepd extend` changes it
+    max_trials: int
     has_queued: bool
 
 
@@ -190,7 +196,7 @@ def _claim(statements: Statements, sweep: _Candidate, holder: Holder, lease_seco
     if limited:
         with statements.transaction() as tx:  # the limits need the sweep's lock held to the claim
             return _claim_under_limits(tx, sweep, constants, holder, lease_seconds, cautious)
-    return _claim_queued(statements.conn, constants, holder, lease_seconds, cautious)
+    return _claim_queued(statements.conn, sweep, constants, holder, lease_seconds, cautious)
 
 
 def plan_sweeps(engine: Engine, holder: Holder, sweep_ids: Iterable[int] | None = None) -> list[int]:
@@ -202,13 +208,14 @@ def plan_sweeps(engine: Engine, holder: Holder, sweep_ids: Iterable[int] | None 
 
 def _plan(conn: Connection, holder: Holder, sweep_ids: list[int] | None) -> list[_Candidate]:
     if sweep_ids is None:
-        rows = conn.execute(_PLAN, {"b_box": holder.box}).all()
+        rows = conn.execute(_PLAN_CLASS, {"b_box": holder.box, "b_device": holder.device}).all()
     else:
-        rows = conn.execute(_PLAN_SOME, {"b_box": holder.box, "b_sweep_ids": sweep_ids}).all()
+        rows = conn.execute(_PLAN_SOME, {"b_box": holder.box, "b_device": holder.device,
+                                         "b_sweep_ids": sweep_ids}).all()
     if not rows:
         return []
-    sweeps = [_Candidate(*row[:6]) for row in rows]
-    reserved_by = slot_reserved_by(conn, holder.box, holder.slot) if rows[0][6] else None
+    sweeps = [_Candidate(*row[:7]) for row in rows]
+    reserved_by = slot_reserved_by(conn, holder.box, holder.slot) if rows[0][7] else None
     if reserved_by is not None:
         sweeps = [s for s in sweeps if s.owner == reserved_by]
     owners = {s.owner for s in sweeps}
@@ -250,11 +257,11 @@ def _claim_under_limits(conn: Connection, sweep: _Candidate, constants: SweepCon
         if not active:  # with nothing in flight no finish can make room: the sweep is done
             finish_sweep_if_spent(conn, sweep.id, holder.agent)
         return _FULL
-    return _claim_queued(conn, constants, holder, lease_seconds, cautious) if sweep.has_queued else None
+    return _claim_queued(conn, sweep, constants, holder, lease_seconds, cautious) if sweep.has_queued else None
 
 
-def _claim_queued(conn: Connection, constants: SweepConstants, holder: Holder, lease_seconds: float,
-                  cautious: bool = False) -> Lease | None:
+def _claim_queued(conn: Connection, sweep: _Candidate, constants: SweepConstants, holder: Holder,
+                  lease_seconds: float, cautious: bool = False) -> Lease | None:
     """Claim the sweep's lowest-numbered queued trial in one statement, skipping rows others hold."""
     token = uuid.uuid4().hex
     params = {"b_sweep_id": constants.id, "b_box": holder.box, "b_slot": holder.slot, "b_agent": holder.agent,
@@ -262,15 +269,15 @@ def _claim_queued(conn: Connection, constants: SweepConstants, holder: Holder, l
     row = conn.execute(_CLAIM_CAUTIOUS if cautious else _CLAIM, params).first()
     if row is None:
         return None
-    return _make_lease(constants, token, *row)
+    return _make_lease(constants, (sweep.max_trials, sweep.max_total_cost), token, *row)
 
 
-def _make_lease(sweep: SweepConstants, token: str, trial_id: int, number: int, kind: str, params: dict[str, Any],
-                seed: int, attempts: int, expires_at: float) -> Lease:
-    """A Lease from a claimed row and its sweep's constants: no database access."""
+def _make_lease(sweep: SweepConstants, budget: tuple[int, float], token: str, trial_id: int, number: int, kind: str,
+                params: dict[str, Any], seed: int, attempts: int, expires_at: float) -> Lease:
+    """A Lease from a claimed row, its sweep's constants and its budget as last read: no database access."""
     return Lease(trial_id=trial_id, token=token, sweep_id=sweep.id, sweep_name=sweep.name, number=number, kind=kind,
                  params=dict(params), seed=seed, attempt=attempts, spec=sweep.spec, expires_at=float(expires_at),
-                 max_trials=sweep.max_trials, max_total_cost=sweep.max_total_cost)
+                 max_trials=int(budget[0]), max_total_cost=float(budget[1]))
 
 
 def _suggest_and_lease(engine: Engine, candidate: _Candidate, holder: Holder, propose: Propose,
@@ -308,8 +315,9 @@ def _suggest_and_lease(engine: Engine, candidate: _Candidate, holder: Holder, pr
 
 
 def _may_add_trial(session: Session, sweep: Sweep, holder: Holder) -> bool:
-    """Under the sweep's lock: running, budget left, under its slot cap, slot not reserved for another."""
-    if sweep.status != SWEEP_RUNNING:
+    """Under the sweep's lock: running, of the slot's class, budget left, under its slot cap, slot not
+    reserved for another."""
+    if sweep.status != SWEEP_RUNNING or sweep.device != holder.device:
         return False
     spent, active = budget_spent(session, sweep)
     if spent:
@@ -332,7 +340,7 @@ def _insert_leased(session: Session, sweep: Sweep, number: int, proposal: Propos
     session.add(row)
     session.flush()
     session.refresh(row, ["lock_expires_at"])
-    return _make_lease(SweepConstants.of(sweep), token, row.id, row.number, row.kind, row.params, row.seed,
-                       row.attempts, row.lock_expires_at)
+    return _make_lease(SweepConstants.of(sweep), (sweep.max_trials, sweep.max_total_cost), token, row.id, row.number,
+                       row.kind, row.params, row.seed, row.attempts, row.lock_expires_at)
 
 

@@ -79,7 +79,8 @@ def trial_seed(sweep_seed: int, number: int) -> int:
 
 
 def create_sweep(engine: Engine, spec: dict[str, Any], owner: str, name: str | None = None) -> SweepInfo:
-    """Write a new running sweep from a resolved spec (`SweepSpec.to_json()`); names are unique."""
+    """Write a new running sweep from a resolved spec (`SweepSpec.to_json()`); names are unique. Its
+    hardware class (sweeps.device, what agents filter on) is the spec's `device` setting."""
     settings = spec["settings"]
     base = name or spec["name"]
     check_length(Sweep.owner, owner, "the sweep's owner (user name)")
@@ -98,7 +99,7 @@ def create_sweep(engine: Engine, spec: dict[str, Any], owner: str, name: str | N
                         searcher=settings["searcher"], seed=settings["seed"],
                         max_suggestion_cost=settings["max_suggestion_cost"], max_trials=settings["max_trials"],
                         max_total_cost=settings["max_total_cost"], priority=settings["priority"],
-                        max_slots=settings["max_slots"], created_at=now)
+                        max_slots=settings["max_slots"], device=settings.get("device") or "cpu", created_at=now)
             session.add(row)
             try:
                 session.flush()
@@ -287,13 +288,12 @@ def next_number(session: Session | Connection, sweep_id: int) -> int:
 
 @dataclass(frozen=True)
 class SweepConstants:
-    """What never changes about a sweep after it is made: its name, spec and budget."""
+    """What never changes about a sweep after it is made: its name and spec. Not its budget, which
+    `sweepd extend` raises: every budget check reads the sweep's row."""
 
     id: int
     name: str
     spec: dict[str, Any]
-    max_trials: int
-    max_total_cost: float
 
     @property
     def cost_cap(self) -> float:
@@ -301,7 +301,7 @@ class SweepConstants:
 
     @classmethod
     def of(cls, row: Sweep) -> SweepConstants:
-        return cls(row.id, row.name, row.spec, int(row.max_trials), float(row.max_total_cost))
+        return cls(row.id, row.name, row.spec)
 
 
 def cost_cap(spec: dict[str, Any]) -> float:
@@ -318,7 +318,6 @@ def sweep_constants(conn: Connection, sweep_id: int) -> SweepConstants:
     """The sweep's constants, read from the database the first time this engine asks."""
     known = _CONSTANTS.setdefault(conn.engine, {})
     if sweep_id not in known:
-        row = conn.execute(select(Sweep.name, Sweep.spec, Sweep.max_trials, Sweep.max_total_cost)
-                           .where(Sweep.id == sweep_id)).one()
-        known[sweep_id] = SweepConstants(sweep_id, row[0], row[1], int(row[2]), float(row[3]))
+        row = conn.execute(select(Sweep.name, Sweep.spec).where(Sweep.id == sweep_id)).one()
+        known[sweep_id] = SweepConstants(sweep_id, row[0], row[1])
     return known[sweep_id]
