@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sweepd.lifeline import die_with_parent
+from sweepd.lifeline import lifeline_env
 from sweepd.protocol import REPORT_FD_ENV, TrialPayload, parse_event
 from sweepd.store.leasing import Lease
 from sweepd.store.models import HYPERPARAMETER, INFRA, SETUP
@@ -123,7 +123,7 @@ def start_process(command: tuple[str, ...], payload: TrialPayload, lease: Lease,
     artifact_dir = payload.artifact_dir
     artifact_dir.mkdir(parents=True, exist_ok=True)
     log_path = artifact_dir / "worker.log"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = lifeline_env(dict(os.environ, PYTHONUNBUFFERED="1"))  # the worker dies with this agent
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
     else:
@@ -138,7 +138,9 @@ def start_process(command: tuple[str, ...], payload: TrialPayload, lease: Lease,
             log.flush()
             proc = subprocess.Popen(list(command), stdin=subprocess.PIPE, stdout=log,
                                     stderr=subprocess.STDOUT, pass_fds=(write_fd,), env=env,
-                                    start_new_session=True, preexec_fn=die_with_parent,
+                                    # No preexec_fn (unsafe next to the live view's thread): the
+                                    # worker asks for its parent-death signal itself (sweepd/lifeline.py).
+                                    start_new_session=True,
                                     # `import pufferlib` symlinks ./resources into its cwd: keep that in
                                     # the trial's dir, not the user's; a command trainer keeps the user's.
                                     cwd=artifact_dir if payload.trainer == "puffer" else None)

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 
+from sweepd.lifeline import die_with_parent
 from sweepd.protocol import SETUP, EventWriter, TrialFailed, TrialFormatError, TrialPayload
 from sweepd.worker.clock import WORKER_START, CostClock
 from sweepd.worker.command import run_command
@@ -14,6 +15,7 @@ from sweepd.worker.puffer import run_puffer
 
 def main() -> int:
     """Run the trial on stdin; returns the process exit status."""
+    die_with_parent()  # first: a worker must not outlive its agent (sweepd/lifeline.py)
     clock_start = WORKER_START
     events = EventWriter.from_env()
     try:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sweepd.lifeline import die_with_parent
+from sweepd.lifeline import launcher_argv, lifeline_env
 from sweepd.protocol import HYPERPARAMETER, REPORT_FD_ENV, SETUP, EventWriter, TrialFailed, TrialPayload
 from sweepd.worker.clock import COMMAND_KILL_BEFORE_S, COMMAND_TERM_BEFORE_S, CostClock
 
@@ -96,17 +96,26 @@ def run_command(trial: TrialPayload, events: EventWriter, clock: CostClock) -> N
     except (PlaceholderError, OSError) as exc:
         raise TrialFailed(SETUP, str(exc)) from exc
     report_read, report_write = os.pipe()
-    env = dict(os.environ, **{REPORT_FD_ENV: str(report_write)}, SWEEPD_ARTIFACT_DIR=str(trial.artifact_dir))
+    exec_read, exec_write = os.pipe()
+    env = lifeline_env(dict(os.environ, **{REPORT_FD_ENV: str(report_write)},
+                            SWEEPD_ARTIFACT_DIR=str(trial.artifact_dir)))
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env,
-                                pass_fds=(report_write,), start_new_session=True,
-                                # its own process group, killed as one; SIGKILL if the worker dies first
-                                preexec_fn=die_with_parent)
+        # Its own process group, killed as one; the launcher (sweepd/lifeline.py) SIGKILLs it if
+        # the worker dies first, then execs the command, or says on exec_write why it could not.
+        proc = subprocess.Popen(launcher_argv(argv, exec_write), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, env=env, pass_fds=(report_write, exec_write),
+                                start_new_session=True)
     except OSError as exc:
         os.close(report_read)
-        raise TrialFailed(SETUP, f"cannot start command {argv[0]!r}: {exc}") from exc
+        raise TrialFailed(SETUP, f"cannot start sweepd's command launcher: {exc}") from exc
     finally:
         os.close(report_write)  # the child holds its copy; EOF comes when it exits
+        os.close(exec_write)
+    exec_error = _read_all(exec_read)
+    if exec_error:
+        proc.wait()
+        os.close(report_read)
+        raise TrialFailed(SETUP, f"cannot start command {argv[0]!r}: {exec_error}")
 
     # If the agent stops the worker, stop the command's process group with it.
     def forward(signum: int, _frame: Any) -> None:
@@ -182,6 +191,15 @@ def _relay(proc: subprocess.Popen[bytes], report_fd: int, reports: CommandReport
     selector.close()
     os.close(report_fd)
     return stopped
+
+
+def _read_all(fd: int) -> str:
+    """Everything written to `fd` until EOF (the launcher's exec error, empty on success); closes it."""
+    chunks = []
+    with os.fdopen(fd, "rb") as pipe:
+        while chunk := pipe.read(4096):
+            chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
