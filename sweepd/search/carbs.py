@@ -15,19 +15,44 @@ One suggestion, from the history alone (seed, observations in order, pending con
    success (0/1 labels, only when some run failed). Repeated configs are averaged (mean score,
    mean log cost) for the Pareto front; the GPs see every run, so repeats inform the noise level.
    Pending configs join the score GP at its own predicted mean (kriging believer), which flattens
-   the expected improvement there, and are never proposed again.
+   the expected improvement there, and are never proposed again. The GPs depend on the finished
+   history only and are refitted once per new observation (``suggest`` and ``report`` share them).
 4. Candidates are Gaussian steps around Pareto configs at radii {1/4, 1/2, 1, 2} x the search
-   radius, reflected into the box and rounded to valid values. The radius is
-   ``initial_search_radius`` while the front keeps improving and doubles (up to 4x) over
-   ``stale_window`` runs that do not improve it, so a search stuck near the centre reaches out.
+   radius, reflected into the box and rounded to valid values; per dimension the step is scaled by
+   the score GP's lengthscale over their geometric mean (clipped to [1/4, 4]), as TuRBO shapes its
+   trust region. The radius starts at ``initial_search_radius`` and follows the one-fifth success
+   rule over the last 60 runs: a run that improves the front inside the span of costs already
+   explored adds 0.32 doublings, one that does not (or crashes) takes 0.08, one that is cheaper or
+   costlier than every earlier run is neutral; on top, it doubles per ``stale_window`` runs
+   without any front improvement; at most 4x. A search that keeps improving takes longer steps,
+   so an optimum far from the centre is reached within a short sweep.
 5. Acquisition = EI(score over baseline) x P(success) x locality, where the baseline is the front
    (linear in log cost) at max(predicted cost, a target cost drawn log-uniformly between the
-   cheapest front cost and the cap), and locality = exp(-d^2 / (2 D r^2)) with d the distance to
-   the nearest Pareto config, D the dimension and r the radius.
+   cheapest front cost and the cap), and locality = exp(-d^2 / (2 D r^2)) with d the (shaped)
+   distance to the nearest Pareto config, D the dimension and r the radius.
 6. Candidates whose ``cost_quantile`` upper quantile of predicted cost exceeds
    ``max_suggestion_cost`` are dropped. When none is left, candidates shrink toward the cheapest
    Pareto config; if even that is predicted over the cap, the cheapest-predicted candidate wins. The
    cap is never ignored.
+
+Learning curves (``report`` and ``Observation.curve``, see ``sweepd.search.history``): the score GP
+gains an input u = -log10(fraction of its run a point had trained), 0 for a full run and for every
+prediction. Each run adds at most ``curve_points`` curve points, those nearest 1/2, 1/4, 1/8 ... of
+its training; with a ``budget_param`` and known steps a point is the config with the budget param
+at the steps trained, else the planned config. Curve rows take at most half of
+``max_train_points`` and a third of ``max_fit_points``, on top of the finals (front runs first, then
+the most recent); they never enter the front, the resample choice or the cost GP. A run truncated
+at an unknown length enters only as curve points, its fractions from the cost GP's prediction of
+its planned cost (and the cost GP at its cost only when it reached the cap).
+
+Early stopping (``report``): a running trial is stopped when, after it has trained
+``early_stop_min_fraction`` of its planned run (steps trained / planned steps, else seconds spent /
+the cost GP's predicted cost), the score GP given its own curve (its latest point and those nearest
+1/2, 1/4 ... of it) puts the probability that its final score beats the best front score at or
+below its planned cost under ``early_stop_probability``. Never stopped: a repeat of an observed
+config (a resample), a trial reported with ``stoppable=False`` (queued by a user), a trial before
+the model exists (3 finished runs with curves). The decision follows from the finished history and
+the trial's own points only, so a rebuilt searcher decides the same.
 
 Options (keyword arguments of ``create_searcher("carbs", ...)``):
 
@@ -44,6 +69,13 @@ Options (keyword arguments of ``create_searcher("carbs", ...)``):
   success GPs get half (log cost is close to linear in basic coordinates in practice, and the
   success model only needs the rough shape of a crash region).
 - ``num_candidates`` (0): candidates per suggestion; 0 means 100 per dimension, 500 to 2000.
+- ``budget_param`` (None): the param that sets training length in steps (the sweep file's
+  ``[sweep] budget_param``): curve points and truncated runs stand for that config at the steps
+  they trained.
+- ``curve_points`` (3): curve points per run in the score GP; 0 ignores curves (and never stops).
+- ``early_stop`` (True): stop hopeless running trials; False: ``report`` only records the point.
+- ``early_stop_probability`` (0.01): stop below this probability of improving the front.
+- ``early_stop_min_fraction`` (0.25): never stop before this fraction of the planned run.
 
 ``suggest()`` runs torch with one thread (fastest for these small matrices) and restores the
 caller's thread count on return; importing this module changes no global state.

@@ -172,3 +172,32 @@ def test_a_tiny_discrete_space_still_gets_distinct_pending_configs():
         s.observe(Observation(sug.params, sug.params["a"] * sug.params["b"], 1.0))
     pending = [tuple(sorted(s.suggest().params.items())) for _ in range(4)]
     assert len(set(pending)) == 4
+
+
+def test_the_radius_grows_with_front_improvements_and_shrinks_back_with_misses():
+    params = [Param("x", "linear", 0.0, 1.0, 0.5)]
+    s = create_searcher("carbs", params, seed=0, max_suggestion_cost=1e4, num_random_samples=2)
+    s.observe(Observation({"x": 0.1}, 1.0, 1.0))
+    s.observe(Observation({"x": 0.2}, 50.0, 1000.0))  # warm-up: the span of costs is 1 to 1000
+    for i in range(3):  # better and better inside the span: successes
+        s.observe(Observation({"x": 0.3 + 0.1 * i}, 10.0 + i, 100.0))
+    assert s._success_doublings() == pytest.approx(3 * 0.4 * 0.8)
+    s.observe(Observation({"x": 0.9}, 99.0, 5000.0))  # costlier than every earlier run: neutral
+    assert s._success_doublings() == pytest.approx(3 * 0.4 * 0.8)
+    for i in range(4):  # worse than the front at their cost: misses
+        s.observe(Observation({"x": 0.05 + 0.01 * i}, 0.5, 100.0))
+    assert s._success_doublings() == pytest.approx(3 * 0.4 * 0.8 - 4 * 0.4 * 0.2)
+    s.observe(Observation({"x": 0.01}, 0.0, 1.0, failed=True))  # a crash is a miss too
+    assert s._success_doublings() == pytest.approx(3 * 0.4 * 0.8 - 5 * 0.4 * 0.2)
+
+
+def test_candidate_steps_are_shaped_by_the_score_lengthscales():
+    params = [Param("a", "linear", 0.0, 1.0, 0.5), Param("junk", "linear", 0.0, 1.0, 0.5)]
+    s = create_searcher("carbs", params, seed=0, max_suggestion_cost=1e4)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        p = {"a": float(rng.random()), "junk": float(rng.random())}
+        s.observe(Observation(p, 10 * math.sin(6 * p["a"]), 10.0))
+    shape = s._step_shape(s._models())
+    assert shape[0] < 1.0 < shape[1]  # the knob that matters gets the shorter steps
+    assert math.prod(shape) == pytest.approx(1.0)
