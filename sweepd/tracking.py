@@ -243,11 +243,17 @@ def _settings(wandb: Any) -> Any:
 
 
 def log_trial_run(wandb: Any, trial: TrialInfo, sweep: SweepInfo, project: str, mode: str, directory: Path) -> None:
-    """One trial as one finished wandb run: config = params and seed, curve by step, result summary."""
+    """One trial as one finished wandb run: config = params and seed, curve by step, result summary
+    (with the steps it trained and `stopped`); a run cut at the cost cap or stopped early by the
+    searcher is also tagged so ("cut", "stopped"), to filter on in the wandb UI."""
+    from sweepd.front import end_mark
+
     config = {**trial.params, "seed": trial.seed, "trial": trial.number, "kind": trial.kind, "sweep": sweep.name}
+    mark = end_mark(trial.truncated, trial.stopped) if trial.status == SUCCEEDED else ""
     run = wandb.init(project=project, group=sweep.name, job_type="trial", name=f"{sweep.name}#{trial.number}",
                      id=trial_run_id(sweep, trial.number), resume="allow", config=config, mode=mode,
-                     dir=str(directory), reinit="create_new", tags=[trial.kind], settings=_settings(wandb))
+                     dir=str(directory), reinit="create_new", tags=[trial.kind, *([mark] if mark else [])],
+                     settings=_settings(wandb))
     exit_code = 0 if trial.status == SUCCEEDED else 1
     try:
         last = -1
@@ -261,6 +267,7 @@ def log_trial_run(wandb: Any, trial: TrialInfo, sweep: SweepInfo, project: str, 
             "status": trial.status, "score": finite(trial.score), "score_stderr": finite(trial.score_stderr),
             "cost": finite(trial.cost), "predicted_cost": finite(trial.predicted_cost),
             "predicted_score": finite(trial.predicted_score), "truncated": trial.truncated,
+            "stopped": trial.stopped, "steps": finite(trial.steps),
             "failure_reason": trial.failure_reason, "failure_category": trial.failure_category,
             "box": trial.box}.items() if v is not None})
     finally:
@@ -271,10 +278,10 @@ def log_front_if_changed(wandb: Any, sweep: SweepInfo, trials: list[TrialInfo], 
                          directory: Path) -> bool:
     """Log the sweep's Pareto table and plot to its summary run when the front differs from the last
     one logged from this wandb dir; True if logged."""
-    from sweepd.front import front, front_records
+    from sweepd.front import front_records, sweep_front
     from sweepd.view import center_of
 
-    points = front(trials, sweep.spec["settings"]["direction"])
+    points = sweep_front(sweep, trials)
     records = front_records(points, center_of(sweep))
     state = directory / "sweepd-fronts" / f"{summary_run_id(sweep)}.json"
     key = json.dumps(records, sort_keys=True, default=str)
@@ -288,12 +295,16 @@ def log_front_if_changed(wandb: Any, sweep: SweepInfo, trials: list[TrialInfo], 
                      settings=_settings(wandb))
     try:
         base = run.url.rsplit("/runs/", 1)[0] + "/runs/" if mode == "online" and run.url else ""  # online only
-        columns = ["cost", "score", "score_stderr", "seeds", "trials", "runs", *param_names]
+        # As `sweepd pareto --csv`: steps trained, and how the point ended (truncated: cut at the cost
+        # cap or stopped; stopped: early, by the searcher); params as planned.
+        columns = ["cost", "score", "score_stderr", "seeds", "steps", "truncated", "stopped", "trials", "runs",
+                   *param_names]
         table = wandb.Table(columns=columns)
         for r in records:
             runs = " ".join(base + trial_run_id(sweep, n) for n in r["trials"])
-            table.add_data(r["cost"], r["score"], r["score_stderr"], r["seeds"], ",".join(map(str, r["trials"])),
-                           runs, *[r["params"].get(name) for name in param_names])
+            table.add_data(r["cost"], r["score"], r["score_stderr"], r["seeds"], r["steps"], r["truncated"],
+                           r["stopped"], ",".join(map(str, r["trials"])), runs,
+                           *[r["params"].get(name) for name in param_names])
         logged: dict[str, Any] = {"pareto": table}
         with tempfile.TemporaryDirectory() as tmp:
             from sweepd.plot import PlotUnavailable, save_pareto_png

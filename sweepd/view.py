@@ -16,7 +16,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from sweepd.front import ConfigResult, front
+from sweepd.front import MARK_LEGEND, ConfigResult, end_mark, sweep_front
 from sweepd.store.review import TrialInfo
 from sweepd.store.sweeps import SweepInfo
 
@@ -36,6 +36,21 @@ def fmt_cost(seconds: float | None) -> str:
     if seconds < 120:
         return f"{seconds:.1f}s"
     return f"{seconds / 60:.1f}m" if seconds < 7200 else f"{seconds / 3600:.1f}h"
+
+
+def fmt_steps(steps: float | None) -> str:
+    """Agent steps, short: 950, 34.5K, 3.9M."""
+    if steps is None or not math.isfinite(steps):
+        return "-"
+    if steps >= 1e6:
+        return f"{steps / 1e6:.3g}M"
+    return f"{steps / 1e3:.3g}K" if steps >= 1e3 else f"{steps:.0f}"
+
+
+def mark_legend(marks: set[str]) -> Text | None:
+    """The legend line under a table that marks cut or stopped runs (None when it marks none)."""
+    shown = [f"{mark}: {MARK_LEGEND[mark]}" for mark in MARK_LEGEND if mark in marks]
+    return Text("; ".join(shown) + "; steps: agent steps trained", style="dim") if shown else None
 
 
 def fmt_params(params: dict[str, Any], center: dict[str, Any] | None = None) -> str:
@@ -60,11 +75,14 @@ def sweep_summary(sweep: SweepInfo, trials: list[TrialInfo]) -> dict[str, Any]:
     """Counts, best score and cost spent: one row of `sweepd status`."""
     counts = Counter(t.status for t in trials)
     direction = sweep.spec["settings"]["direction"]
-    scores = [t.score for t in trials if t.status == "succeeded" and t.score is not None]
+    done = [t for t in trials if t.status == "succeeded"]
+    scores = [t.score for t in done if t.score is not None]
     best = (max(scores) if direction == "maximize" else min(scores)) if scores else None
+    marks = Counter(end_mark(t.truncated, t.stopped) for t in done)
     return {"id": sweep.id, "name": sweep.name, "env": sweep.env, "owner": sweep.owner, "status": sweep.status,
             "reason": sweep.status_reason, "trials": len(trials), "max_trials": sweep.max_trials,
             "succeeded": counts["succeeded"], "failed": counts["failed"] + counts["abandoned"],
+            "stopped": marks["stopped"], "cut": marks["cut"],
             "running": counts["running"] + counts["leased"], "queued": counts["queued"], "best_score": best,
             "cost_spent": sum(t.cost or 0.0 for t in trials)}
 
@@ -80,29 +98,43 @@ def trial_record(trial: TrialInfo) -> dict[str, Any]:
 
 def sweeps_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title="sweeps", title_justify="left")
-    for column in ("sweep", "env", "owner", "status", "trials", "running", "failed", "best", "spent"):
-        table.add_column(column, justify="right" if column in ("trials", "running", "failed", "best", "spent")
-                         else "left")
+    numeric = ("trials", "running", "failed", "stopped", "cut", "best", "spent")
+    for column in ("sweep", "env", "owner", "status", *numeric):
+        table.add_column(column, justify="right" if column in numeric else "left")
     for r in rows:
         status = r["status"] + (f" ({r['reason']})" if r["reason"] else "")
         table.add_row(Text(r["name"]), Text(r["env"]), Text(r["owner"]), Text(status),
                       f"{r['succeeded']}/{r['max_trials'] or '-'}", str(r["running"]), str(r["failed"]),
-                      fmt_score(r["best_score"]), fmt_cost(r["cost_spent"]))
+                      str(r["stopped"]), str(r["cut"]), fmt_score(r["best_score"]), fmt_cost(r["cost_spent"]))
     return table
 
 
-def trials_table(trials: list[TrialInfo], center: dict[str, Any] | None = None, limit: int | None = None) -> Table:
+def trials_table(trials: list[TrialInfo], center: dict[str, Any] | None = None, limit: int | None = None,
+                 budget_param: str | None = None) -> Table:
+    """Trials with how each ended: a cut or stopped run says so after its status, and its steps
+    column reads trained/planned (planned: its `budget_param` value)."""
     table = Table(title="trials", title_justify="left")
-    for column in ("#", "kind", "status", "score", "cost", "params", "reason"):
-        table.add_column(column, justify="right" if column in ("#", "score", "cost") else "left",
+    for column in ("#", "kind", "status", "score", "cost", "steps", "params", "reason"):
+        table.add_column(column, justify="right" if column in ("#", "score", "cost", "steps") else "left",
                          overflow="fold", max_width=60 if column == "reason" else None)
     shown = trials[-limit:] if limit else trials
     for t in shown:
-        status = t.status + (" (truncated)" if t.truncated else "")
+        mark = end_mark(t.truncated, t.stopped)
+        status = t.status + (f" ({mark})" if mark else "")
         table.add_row(str(t.number), Text(t.kind), Text(status, style=STATUS_STYLE.get(t.status, "")),
-                      fmt_score(t.score, t.score_stderr), fmt_cost(t.cost), Text(fmt_params(t.params, center)),
-                      Text(_one_line(t.failure_reason)))
+                      fmt_score(t.score, t.score_stderr), fmt_cost(t.cost), _trial_steps(t, mark, budget_param),
+                      Text(fmt_params(t.params, center)), Text(_one_line(t.failure_reason)))
     return table
+
+
+def _trial_steps(trial: TrialInfo, mark: str, budget_param: str | None) -> str:
+    """Steps trained; a cut or stopped run's as trained/planned; a run without reported steps, its plan
+    (once it has finished it)."""
+    planned = trial.params.get(budget_param) if budget_param else None
+    planned = float(planned) if isinstance(planned, int | float) else None
+    if trial.steps is None:
+        return fmt_steps(planned) if trial.status == "succeeded" and not mark else "-"
+    return f"{fmt_steps(trial.steps)}/{fmt_steps(planned)}" if mark and planned else fmt_steps(trial.steps)
 
 
 def _one_line(text: str | None, width: int = 160) -> str:
@@ -112,13 +144,24 @@ def _one_line(text: str | None, width: int = 160) -> str:
 
 
 def front_table(points: list[ConfigResult], center: dict[str, Any] | None = None) -> Table:
+    """The front with the steps each point trained and how it ended ("cut", "stopped": see
+    `mark_legend`); params are as planned."""
     table = Table(title="Pareto front (cost vs score, seeds averaged)", title_justify="left")
-    for column in ("cost", "score", "seeds", "trials", "params (vs centre)"):
-        table.add_column(column, justify="right" if column in ("cost", "score", "seeds") else "left")
+    for column in ("cost", "score", "seeds", "steps", "end", "trials", "params (vs centre)"):
+        table.add_column(column, justify="right" if column in ("cost", "score", "seeds", "steps") else "left")
     for p in points:
-        table.add_row(fmt_cost(p.cost), fmt_score(p.score, p.score_stderr), str(p.seeds),
-                      ",".join(map(str, p.trials)), Text(fmt_params(p.params, center)))
+        table.add_row(fmt_cost(p.cost), fmt_score(p.score, p.score_stderr), str(p.seeds), fmt_steps(p.steps),
+                      Text(p.mark, style="yellow"), ",".join(map(str, p.trials)), Text(fmt_params(p.params, center)))
     return table
+
+
+def front_view(points: list[ConfigResult], center: dict[str, Any] | None = None) -> Group:
+    """`sweepd pareto`: the front table, and the legend line when it marks a point."""
+    return Group(front_table(points, center), *_present(mark_legend({p.mark for p in points})))
+
+
+def _present(*parts: Any) -> list[Any]:
+    return [part for part in parts if part is not None]
 
 
 def center_of(sweep: SweepInfo) -> dict[str, Any]:
@@ -133,9 +176,14 @@ def sweep_view(sweep: SweepInfo, trials: list[TrialInfo], limit: int | None = No
         (f"{sweep.name}", "bold"), f"  env={sweep.env}  searcher={sweep.searcher}  status={sweep.status}",
         (f" ({sweep.status_reason})" if sweep.status_reason else "", "yellow"),
         f"  done {s['succeeded']}/{sweep.max_trials or '-'}  running {s['running']}  failed {s['failed']}"
+        f"  stopped {s['stopped']}  cut {s['cut']}"
         f"  spent {fmt_cost(s['cost_spent'])}  best {fmt_score(s['best_score'])}")
-    return Group(header, trials_table(trials, center, limit),
-                 front_table(front(trials, sweep.spec["settings"]["direction"]), center))
+    budget_param = sweep.spec["settings"].get("budget_param") or None
+    points = sweep_front(sweep, trials)
+    shown = trials[-limit:] if limit else trials
+    legend = mark_legend({end_mark(t.truncated, t.stopped) for t in shown} | {p.mark for p in points})
+    return Group(header, trials_table(trials, center, limit, budget_param), front_table(points, center),
+                 *_present(legend))
 
 
 class LiveSweep:
@@ -180,21 +228,25 @@ def _clock(epoch: float | None) -> str:
 
 
 def boxes_table(boxes: list[Any], now: float) -> Table:
-    """`sweepd boxes`: one row per slot (who holds it, since when, whose reservation covers it)."""
+    """`sweepd boxes`: one row per slot (who holds it, since when, whose reservation covers it); a
+    box's hardware class by its name, a cuda slot as GPU:slot."""
     table = Table(title="boxes", title_justify="left")
-    for column in ("box", "slot", "user", "sweep", "trial", "since", "reserved by", "until", "agent / last beat"):
+    for column in ("box", "class", "slot", "user", "sweep", "trial", "since", "reserved by", "until",
+                   "agent / last beat"):
         table.add_column(column, justify="right" if column in ("slot", "trial") else "left")
     for box in boxes:
         seen = f"{box.state}, {fmt_cost(box.seen_ago)} ago"
         for view in box.slot_views:
-            table.add_row(Text(box.name if view.slot == 0 else ""), str(view.slot), Text(view.user or "-"),
+            table.add_row(Text(box.name if view.slot == 0 else ""), box.device if view.slot == 0 else "",
+                          Text(f"{view.gpu}:{view.slot}" if view.gpu is not None else str(view.slot)),
+                          Text(view.user or "-"),
                           Text(view.sweep or "-"), "-" if view.trial is None else str(view.trial),
                           fmt_cost(now - view.since) if view.since else "-",
                           Text(view.reserved_by or ""), _clock(view.reserved_until) if view.reserved_by else "",
                           Text(seen if view.slot == 0 else ""))
         for r in box.reservations:
             if r.starts_at > now:  # made for later: not on a slot yet
-                table.add_row("", "", "", "", "", "", Text(f"{r.user} (from {_clock(r.starts_at)})"),
+                table.add_row("", "", "", "", "", "", "", Text(f"{r.user} (from {_clock(r.starts_at)})"),
                               _clock(r.until), "")
     return table
 
@@ -249,6 +301,21 @@ def spec_view(spec: Any, origins: dict[str, str], notes: list[dict[str, str]]) -
                           Text(note["reason"]))
         parts.append(table)
     return Group(*parts)
+
+
+def sizing_view(env: str, device: str, sizings: dict[str, dict[str, Any]], overridden: set[str]) -> Table:
+    """`sweepd show`: the env family's CPU and CUDA sizings side by side (`sizings` maps "cpu" and
+    "cuda" to {"section.key": value}); a trial on `device` takes its column, where the sweep's own
+    defaults (`overridden`) do not set the key. A key one sizing leaves out keeps PufferLib's ini value."""
+    table = Table(title=f"env family sizing of {env} (a {device} trial takes the {device} column)",
+                  title_justify="left", box=None, pad_edge=False)
+    for column in ("key", "cpu", "cuda", ""):
+        table.add_column(column, style="bold" if column == device else None)
+    for key in sorted(set(sizings["cpu"]) | set(sizings["cuda"])):
+        table.add_row(Text(key), *(Text(repr(sizings[d][key]) if key in sizings[d] else "PufferLib's ini")
+                                   for d in ("cpu", "cuda")),
+                      Text("the sweep sets or searches it" if key in overridden else "", style="dim"))
+    return table
 
 
 def names_table(files: list[str], puffer_envs: list[str]) -> Group:

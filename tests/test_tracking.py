@@ -64,11 +64,13 @@ class OfflineRun:
         self.summary: dict[str, Any] = {}
         self.history: list[dict[str, Any]] = []
         self.exit_code: int | None = None
+        self.tags: list[str] = []
         for record in wandb_records(next(run_dir.glob("run-*.wandb"))):
             kind = record.WhichOneof("record_type")
             if kind == "run":
                 run = record.run
                 self.id, self.project, self.group, self.job_type = run.run_id, run.project, run.run_group, run.job_type
+                self.tags = list(run.tags)
                 self.config.update({u.key: json.loads(u.value_json) for u in run.config.update})
             elif kind == "config":
                 self.config.update({u.key: json.loads(u.value_json) for u in record.config.update})
@@ -129,7 +131,8 @@ def test_each_trial_is_a_finished_run_and_the_front_a_table(sqlite_url, tmp_path
     (summary,) = runs[tracking.summary_run_id(sweep)]
     assert (summary.group, summary.job_type) == (sweep.name, "summary")
     table = summary.table("pareto")
-    assert table["columns"][:6] == ["cost", "score", "score_stderr", "seeds", "trials", "runs"]
+    assert table["columns"][:9] == ["cost", "score", "score_stderr", "seeds", "steps", "truncated", "stopped",
+                                    "trials", "runs"]
     rows = [dict(zip(table["columns"], row, strict=True)) for row in table["data"]]
     assert [(r["cost"], r["score"], r["seeds"], r["trials"]) for r in rows] == [(11.0, 1.2, 2, "1,2"),
                                                                                   (30.0, 2.0, 1, "3")]
@@ -149,6 +152,38 @@ def test_open_trials_are_not_logged(sqlite_url, tmp_path):
     written = tracking.write_runs({"db": sqlite_url, "mode": "offline", "project": "p", "dir": str(tmp_path),
                                    "trials": [queued.id]})
     assert written == 0
+
+
+BUDGETED = {**SPEC, "name": "budgeted",
+            "params": [*PARAMS, {"name": "train.total_timesteps", "space": "log", "min": 100, "max": 10_000,
+                                 "center": 1000, "integer": True}],
+            "settings": {**SPEC["settings"], "budget_param": "train.total_timesteps"}}
+
+
+def test_cut_and_stopped_trials_show_their_steps_in_runs_and_the_pareto_table(sqlite_url, tmp_path):
+    engine = db.open_store(sqlite_url)
+    sweep = create_sweep(engine, BUDGETED, owner="tester")
+    planned = {"train.lr": 0.01, "train.total_timesteps": 1000}
+    import_trials(engine, sweep.id, [
+        FinishedTrial(planned, 1.2, 12.0, steps=1024),
+        FinishedTrial(planned, 0.8, 5.0, truncated=True, steps=400),
+        FinishedTrial({"train.lr": 0.05, "train.total_timesteps": 1000}, 0.5, 3.0, stopped=True, steps=300)])
+    trials = review.trial_table(engine, sweep.id)
+
+    tracking.write_runs({"db": sqlite_url, "mode": "offline", "project": None, "dir": str(tmp_path),
+                         "trials": [t.id for t in trials]})
+
+    logged = offline_runs(tmp_path)
+    runs = {t.number: logged[tracking.trial_run_id(sweep, t.number)][0] for t in trials}
+    assert [runs[n].tags for n in (1, 2, 3)] == [["user"], ["user", "cut"], ["user", "stopped"]]
+    assert [(runs[n].summary["steps"], runs[n].summary["truncated"], runs[n].summary["stopped"])
+            for n in (1, 2, 3)] == [(1024, False, False), (400, True, False), (300, True, True)]
+    (summary,) = logged[tracking.summary_run_id(sweep)]
+    table = summary.table("pareto")
+    rows = [dict(zip(table["columns"], row, strict=True)) for row in table["data"]]
+    # The cut run is its own front point at the steps it trained, not averaged into its plan's full run.
+    assert [(r["trials"], r["steps"], r["truncated"], r["stopped"], r["train.total_timesteps"]) for r in rows] == [
+        ("3", 300, True, True, 1000), ("2", 400, True, False, 1000), ("1", 1024, False, False, 1000)]
 
 
 # --- the tracker in the agent --------------------------------------------------------------------

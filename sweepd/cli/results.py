@@ -18,8 +18,11 @@ def status(
     as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
-    """Sweeps, or one sweep's trials (params, score, cost, status, reason) and its Pareto front."""
-    from sweepd.front import front
+    """Sweeps, or one sweep's trials (params, score, cost, steps, status, reason) and its Pareto front.
+
+    A run cut at the cost cap or stopped early by the searcher is marked so ("cut", "stopped").
+    """
+    from sweepd.front import sweep_front
     from sweepd.store.review import list_trials
     from sweepd.store.sweeps import find_sweep
     from sweepd.view import sweep_summary, sweep_view, sweeps_table, trial_record
@@ -41,7 +44,7 @@ def status(
     trials = list_trials(engine, info.id)
     if as_json:
         print_json({"sweep": sweep_summary(info, trials), "trials": [trial_record(t) for t in trials],
-                    "front": [asdict(p) for p in front(trials, info.spec["settings"]["direction"])]})
+                    "front": [asdict(p) for p in sweep_front(info, trials)]})
         return
     console.print(sweep_view(info, trials))
 
@@ -53,12 +56,13 @@ def pareto(
     as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
-    """A sweep's Pareto front, seeds averaged: cost, score ± stderr, seeds, params that differ from the centre.
+    """A sweep's Pareto front, seeds averaged: cost, score ± stderr, seeds, steps trained, how each point
+    ended (cut at the cost cap, stopped early), params that differ from the centre.
 
     The same front as the dashboard and the wandb summary run.
     """
     from sweepd.front import load_front, write_csv
-    from sweepd.view import front_table
+    from sweepd.view import front_view
 
     result = load_front(existing_engine(db), sweep)
     if csv_path is not None:
@@ -73,7 +77,7 @@ def pareto(
     if as_json:
         print_json({"sweep": result.sweep.name, "front": result.records()})
         return
-    console.print(front_table(result.points, result.center))
+    console.print(front_view(result.points, result.center))
     for label, path in (("csv", csv_path), ("png", png_path)):
         if path is not None:
             console.print(f"{label}: {path}")

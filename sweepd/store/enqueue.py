@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from sweepd.store.audit import record_event
 from sweepd.store.budget import finish_sweep_if_spent
 from sweepd.store.dialect import clock
-from sweepd.store.models import ABANDONED, FAILED, HYPERPARAMETER, QUEUED, SUCCEEDED, Trial, finite
+from sweepd.store.models import ABANDONED, FAILED, HYPERPARAMETER, QUEUED, SUCCEEDED, InvalidRequest, Trial, finite
 from sweepd.store.review import TrialInfo
 from sweepd.store.sweeps import lock_sweep, next_number, trial_seed
 
@@ -35,8 +35,11 @@ def enqueue_trial(engine: Engine, sweep_id: int, params: dict[str, Any], kind: s
 
 
 def enqueue_trials(engine: Engine, sweep_id: int, configs: Iterable[dict[str, Any]], kind: str = "user",
-                   actor: str = "") -> int:
-    """Queue many given configs in one transaction (one INSERT); returns how many."""
+                   actor: str = "", *, within_max_trials: bool = False) -> int:
+    """Queue many given configs in one transaction (one INSERT); returns how many. With
+    `within_max_trials` (what `sweepd enqueue` asks), configs past the sweep's max_trials are refused
+    (InvalidRequest, nothing queued): queued trials are leased whatever their number, so the count
+    is checked here, under the sweep's lock."""
     with Session(engine) as session, session.begin():
         now = clock(session)
         sweep = lock_sweep(session, sweep_id)
@@ -44,6 +47,10 @@ def enqueue_trials(engine: Engine, sweep_id: int, configs: Iterable[dict[str, An
         rows = [{"sweep_id": sweep_id, "number": number, "kind": kind, "params": dict(params),
                  "seed": trial_seed(sweep.seed, number), "status": QUEUED, "attempts": 0, "metrics": {},
                  "truncated": False, "created_at": now} for number, params in enumerate(configs, start=first)]
+        if within_max_trials and sweep.max_trials and first - 1 + len(rows) > sweep.max_trials:
+            raise InvalidRequest(f"sweep {sweep.name} has {first - 1} of its {sweep.max_trials} trials: "
+                                 f"{len(rows)} more do not fit (sweepd extend {sweep.name} --trials "
+                                 f"{first - 1 + len(rows) - sweep.max_trials} first)")
         if rows:
             session.execute(Trial.__table__.insert(), rows)
             record_event(session, now, actor or sweep.owner, "trials_enqueued", f"{len(rows)} {kind} trials",
@@ -64,6 +71,9 @@ class FinishedTrial:
     predicted_cost: float | None = None
     metrics: dict[str, Any] | None = None
     failure_reason: str | None = None
+    truncated: bool = False          # ended before its planned training (at the cap, or stopped)
+    stopped: bool = False            # stopped early on a searcher's word
+    steps: float | None = None       # agent steps trained
 
 
 def import_trials(engine: Engine, sweep_id: int, results: Iterable[FinishedTrial], actor: str = "") -> int:
@@ -87,7 +97,8 @@ def import_trials(engine: Engine, sweep_id: int, results: Iterable[FinishedTrial
                          "predicted_cost": finite(r.predicted_cost), "metrics": r.metrics or {},
                          "failure_reason": r.failure_reason,
                          "failure_category": HYPERPARAMETER if r.status == FAILED else None,
-                         "truncated": False, "created_at": now, "started_at": now, "finished_at": now})
+                         "truncated": r.truncated or r.stopped, "stopped": r.stopped, "steps": finite(r.steps),
+                         "created_at": now, "started_at": now, "finished_at": now})
         if rows:
             session.execute(Trial.__table__.insert(), rows)
             record_event(session, now, actor or sweep.owner, "trials_imported", f"{len(rows)} trials",

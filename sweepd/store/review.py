@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, case, func, select
 from sqlalchemy.orm import Session
 
 from sweepd.store.models import (
@@ -60,6 +60,8 @@ class TrialInfo:
     started_at: float | None
     finished_at: float | None
     spent: float = 0.0    # every attempt's cost added up: what the sweep's budget counts
+    stopped: bool = False  # ended early on the searcher's word (then also truncated)
+    steps: float | None = None  # agent steps trained (None: the trainer did not say)
 
     @classmethod
     def of(cls, row: Trial) -> TrialInfo:
@@ -85,6 +87,8 @@ class SweepSummary:
     max_trials: int
     succeeded: int
     failed: int          # failed + abandoned
+    stopped: int         # succeeded, stopped early by the searcher
+    cut: int             # succeeded, truncated at the cost cap (not stopped)
     running: int         # leased + running
     queued: int
     best_score: float | None
@@ -102,29 +106,45 @@ def sweep_summaries(engine: Engine, refs: Iterable[str | int] | None = None) -> 
         sweeps = session.scalars(query).all()
         stats = session.execute(
             select(Trial.sweep_id, Trial.status, func.count(), func.coalesce(func.sum(Trial.spent), 0.0),
-                   func.max(Trial.score), func.min(Trial.score))
+                   func.max(Trial.score), func.min(Trial.score),
+                   func.sum(case((Trial.stopped, 1), else_=0)),
+                   func.sum(case((Trial.truncated & ~Trial.stopped, 1), else_=0)))
             .where(Trial.sweep_id.in_([s.id for s in sweeps]))
             .group_by(Trial.sweep_id, Trial.status)).all()
-    by_sweep: dict[int, dict[str, tuple[int, float, float | None, float | None]]] = {}
-    for sweep_id, status, count, spent, high, low in stats:
-        by_sweep.setdefault(sweep_id, {})[status] = (int(count), float(spent), high, low)
+    by_sweep: dict[int, dict[str, _Stats]] = {}
+    for sweep_id, status, count, spent, high, low, stopped, cut in stats:
+        by_sweep.setdefault(sweep_id, {})[status] = _Stats(int(count), float(spent), high, low, int(stopped or 0),
+                                                           int(cut or 0))
     return [_summary(s, by_sweep.get(s.id, {})) for s in sweeps]
 
 
-def _summary(sweep: Sweep, stats: dict[str, tuple[int, float, float | None, float | None]]) -> SweepSummary:
+@dataclass(frozen=True)
+class _Stats:
+    """One (sweep, status) group of trials, as the summaries' GROUP BY counts it."""
+
+    count: int
+    spent: float
+    high: float | None
+    low: float | None
+    stopped: int
+    cut: int
+
+
+def _summary(sweep: Sweep, stats: dict[str, _Stats]) -> SweepSummary:
     def count(*statuses: str) -> int:
-        return sum(stats[s][0] for s in statuses if s in stats)
+        return sum(stats[s].count for s in statuses if s in stats)
 
     best = None
-    if SUCCEEDED in stats:
-        _, _, high, low = stats[SUCCEEDED]
-        best = high if sweep.spec["settings"].get("direction", "maximize") == "maximize" else low
+    done = stats.get(SUCCEEDED)
+    if done is not None:
+        best = done.high if sweep.spec["settings"].get("direction", "maximize") == "maximize" else done.low
     return SweepSummary(
         id=sweep.id, name=sweep.name, env=sweep.env, owner=sweep.owner, status=sweep.status,
-        reason=sweep.status_reason, searcher=sweep.searcher, trials=sum(s[0] for s in stats.values()),
+        reason=sweep.status_reason, searcher=sweep.searcher, trials=sum(s.count for s in stats.values()),
         max_trials=sweep.max_trials, succeeded=count(SUCCEEDED), failed=count(FAILED, ABANDONED),
+        stopped=done.stopped if done else 0, cut=done.cut if done else 0,
         running=count(LEASED, RUNNING), queued=count(QUEUED), best_score=finite(best),
-        cost_spent=sum(s[1] for s in stats.values()), created_at=sweep.created_at, finished_at=sweep.finished_at)
+        cost_spent=sum(s.spent for s in stats.values()), created_at=sweep.created_at, finished_at=sweep.finished_at)
 
 
 def list_trials(engine: Engine, sweep_id: int) -> list[TrialInfo]:
