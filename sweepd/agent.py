@@ -121,7 +121,8 @@ class Agent:
         """Serve until a signal (graceful: running trials get `grace_seconds`) or done."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            register_box(self.engine, self.box, self.slots, self.device, self.user, self.id)
+            register_box(self.engine, self.box, self.slots, self.device, self.user, self.id,
+                         serves=self.sweep_ids)
             self.log(f"agent {self.id}: {self.slots} {self.device} slot(s) on {self.box}")
             while not self._done():
                 self._periodic()
@@ -141,7 +142,7 @@ class Agent:
             self._flush_unrecorded(final=True)
             # `launch` looks for a live agent on this box: say that this one is gone.
             with contextlib.suppress(DBAPIError):
-                heartbeat_box(self.engine, self.box, self.id, "offline")
+                heartbeat_box(self.engine, self.box, self.id, "offline", serves=self.sweep_ids)
             if self.tracker:
                 self.tracker.close()
 
@@ -367,7 +368,8 @@ class Agent:
                 if worker.stop_reason is None and not heartbeat_trial(
                         self.engine, worker.lease, self.lease_seconds, worker.metrics()):
                     self._stop_worker(worker, "lease lost")
-            heartbeat_box(self.engine, self.box, self.id, "draining" if self.stopping else "online")
+            heartbeat_box(self.engine, self.box, self.id, "draining" if self.stopping else "online",
+                          serves=self.sweep_ids)
             statuses = sweep_statuses(self.engine, {w.lease.sweep_id for w in self.workers.values()})
             for worker in list(self.workers.values()):
                 # A paused sweep's running trials finish (`sweepd pause --requeue` takes their leases instead).

@@ -49,7 +49,7 @@ def launch(
     spec = load_spec(name, overrides)
     require_dependency(spec.settings.searcher)  # a missing optional package: one line now, not a paused sweep
     from sweepd.host import current_user, detect_gpus
-    from sweepd.store.boxes import agent_alive
+    from sweepd.store.boxes import live_agent
     from sweepd.store.sweeps import create_sweep, find_sweep
 
     if spec.settings.budget_param and spec.trainer == "puffer" and (slots is not None or not detect_gpus()):
@@ -64,15 +64,23 @@ def launch(
     if detach:
         console.print(f"queued; run `sweepd agent` on a box to work on it, `sweepd status {sweep.name}` to follow")
         return
-    alive = agent_alive(engine, socket.gethostname(), within=60.0)
-    if alive:
-        console.print(f"agent {alive} already runs on this box and will pick it up; "
+    host = socket.gethostname()
+    running = live_agent(engine, host, within=60.0)
+    if running is not None and running.serves_sweep(sweep.id):
+        console.print(f"agent {running.agent} already runs on this box and will pick it up; "
                       f"follow with `sweepd status {sweep.name}`")
         return
+    own_box: dict[str, str] = {}
+    if running is not None:
+        # That agent (another launch's, or `sweepd agent --sweep`) never leases this sweep: run one
+        # for it beside it, as a box of its own (a box row is one agent's).
+        own_box["box"] = f"{host}-launch-{sweep.id}"
+        console.print(f"agent {running.agent} on this box serves only sweep id(s) "
+                      f"{', '.join(map(str, running.serves or ()))}: running an agent for {sweep.name} here")
     # This agent serves this sweep only, and exits when it stops running: `sweepd agent` serves the rest.
     _run_agent(engine, slots, sweep_ids=[sweep.id], until_sweep=sweep.id, live_sweep=sweep if live else None,
                lease_seconds=lease_seconds, heartbeat_seconds=lease_seconds / 3, grace_seconds=grace_seconds,
-               wandb=wandb, wandb_project=wandb_project)
+               wandb=wandb, wandb_project=wandb_project, **own_box)
     final = find_sweep(engine, sweep.id)
     from sweepd.store.review import trial_table
     from sweepd.view import sweep_view

@@ -79,8 +79,10 @@ class BoxStatus:
     reservations: tuple[ReservationInfo, ...]
 
 
-def register_box(engine: Engine, name: str, slots: int, device: str, owner: str, agent: str) -> None:
-    """Create or update this box's row; the agent that calls it becomes the box's agent.
+def register_box(engine: Engine, name: str, slots: int, device: str, owner: str, agent: str,
+                 serves: list[int] | None = None) -> None:
+    """Create or update this box's row; the agent that calls it becomes the box's agent. `serves`:
+    the sweep ids the agent leases from (None: every sweep), which `live_agent` reports to `launch`.
 
     Names too long for their columns are refused here, once, with one line: on PostgreSQL they would
     fail every later claim, which an agent cannot tell from a database outage."""
@@ -92,26 +94,46 @@ def register_box(engine: Engine, name: str, slots: int, device: str, owner: str,
         row = session.scalar(select(Box).where(Box.name == name).with_for_update())
         if row is None:
             session.add(Box(name=name, slots=slots, device=device, owner=owner, agent=agent, last_seen=now,
-                            state="online"))
+                            state="online", serves=_serves(serves)))
         else:
             row.slots, row.device, row.owner, row.agent, row.last_seen, row.state = (
                 slots, device, owner, agent, now, "online")
+            row.serves = _serves(serves)
         record_event(session, now, owner, "agent_started", f"{agent}: {slots} {device} slots", box=name)
 
 
-def heartbeat_box(engine: Engine, name: str, agent: str, state: str = "online") -> None:
-    """Mark the box seen now (an agent is alive on it)."""
+def heartbeat_box(engine: Engine, name: str, agent: str, state: str = "online", *,
+                  serves: list[int] | None = None) -> None:
+    """Mark the box seen now (an agent is alive on it), with the sweeps its agent serves (None: all)."""
     with Session(engine) as session, session.begin():
         session.execute(update(Box).where(Box.name == name, Box.agent == agent)
-                        .values(last_seen=epoch_now(), state=state))
+                        .values(last_seen=epoch_now(), state=state, serves=_serves(serves)))
 
 
-def agent_alive(engine: Engine, box: str, within: float) -> str | None:
-    """The agent id that heartbeated `box` in the last `within` seconds, if any."""
+def _serves(sweep_ids: list[int] | None) -> list[int] | None:
+    return sorted(set(sweep_ids)) if sweep_ids is not None else None
+
+
+@dataclass(frozen=True)
+class LiveAgent:
+    """The agent heartbeating a box, and the sweeps it serves (None: every sweep)."""
+
+    agent: str
+    serves: tuple[int, ...] | None
+
+    def serves_sweep(self, sweep_id: int) -> bool:
+        """Whether this agent leases trials of sweep `sweep_id`."""
+        return self.serves is None or sweep_id in self.serves
+
+
+def live_agent(engine: Engine, box: str, within: float) -> LiveAgent | None:
+    """The agent that heartbeated `box` online in the last `within` seconds, if any."""
     with Session(engine) as session:
         now = clock(session)
         row = session.scalar(select(Box).where(Box.name == box, Box.state == "online"))
-        return row.agent if row is not None and now - row.last_seen <= within else None
+        if row is None or row.agent is None or now - row.last_seen > within:
+            return None
+        return LiveAgent(row.agent, tuple(int(i) for i in row.serves) if row.serves is not None else None)
 
 
 def slot_owners(reservations: list[tuple[str, int | None]]) -> list[tuple[int, float, str]]:
