@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from sweepd.front import SweepFront, front
+from sweepd.front import SweepFront, sweep_front
 from sweepd.jsonsafe import json_safe
 from sweepd.store import review
 from sweepd.store.boxes import box_status
@@ -49,7 +49,8 @@ class Api:
                           "version": review.sweep_version(self.engine, info.id)})
 
     def trials(self, ref: str) -> list[dict[str, Any]]:
-        """`/api/sweeps/{id}/trials`: every trial without its curve, in number order."""
+        """`/api/sweeps/{id}/trials`: every trial without its curve, in number order; `steps` trained,
+        `truncated` (cut at the cost cap or stopped) and `stopped` (early, by the searcher)."""
         return [_trial_row(t) for t in self._front(ref).trials]
 
     def trial(self, ref: str, number: str) -> dict[str, Any]:
@@ -68,7 +69,8 @@ class Api:
         return row
 
     def front(self, ref: str) -> dict[str, Any]:
-        """`/api/sweeps/{id}/front`: the seed-averaged Pareto front, cheapest first (as `sweepd pareto`)."""
+        """`/api/sweeps/{id}/front`: the seed-averaged Pareto front, cheapest first (as `sweepd pareto`;
+        each point with its steps trained, truncated and stopped)."""
         result = self._front(ref)
         return {"sweep": result.sweep.name, "direction": result.sweep.spec["settings"].get("direction", "maximize"),
                 "front": json_safe(result.records())}
@@ -98,7 +100,7 @@ class Api:
         if cached is not None and cached[0] == version:  # the version includes the sweep's status
             return cached[1]
         trials = review.trial_table(self.engine, info.id)
-        result = SweepFront(info, trials, front(trials, info.spec["settings"]["direction"]))
+        result = SweepFront(info, trials, sweep_front(info, trials))
         with self._lock:
             self._cache[info.id] = (version, result)
         return result
@@ -120,6 +122,7 @@ def _trial_row(t: TrialInfo, full: bool = False) -> dict[str, Any]:
     return {"number": t.number, "kind": t.kind, "status": t.status, "params": t.params, "seed": t.seed,
             "score": json_safe(t.score), "score_stderr": json_safe(t.score_stderr), "cost": json_safe(t.cost),
             "predicted_score": json_safe(t.predicted_score), "predicted_cost": json_safe(t.predicted_cost),
-            "truncated": t.truncated, "failure_reason": reason, "failure_category": t.failure_category,
+            "truncated": t.truncated, "stopped": t.stopped, "steps": json_safe(t.steps),
+            "failure_reason": reason, "failure_category": t.failure_category,
             "box": t.box, "slot": t.slot, "attempts": t.attempts, "started_at": t.started_at,
             "finished_at": t.finished_at}

@@ -42,6 +42,23 @@ def results() -> list[FinishedTrial]:
             failed(9e-2, 80_000, 4.0), ok(3e-3, 60_000, 6.5, 70.0, 50.0), ok(1e-4, 1_000, 0.5, 1.0, 1.2)]
 
 
+def make_marked_sweep(db_url: str) -> SweepInfo:
+    """A sweep with a budget_param whose runs ended three ways. Trial 1: the centre run in full
+    (10,240 steps); 2: the centre cut at the cost cap after 4,000 steps; 3 and 4: another config
+    stopped early by the searcher at 2,000 steps (two seeds). Its front is 3+4 (stopped), 2 (cut), 1."""
+    engine = db.open_store(db_url)
+    spec = {**SPEC, "name": "marked", "settings": {**SPEC["settings"], "budget_param": "train.total_timesteps"}}
+    sweep = create_sweep(engine, spec, owner="alice")
+    centre = {"train.learning_rate": 1e-2, "train.total_timesteps": 10_000}
+    other = {"train.learning_rate": 3e-3, "train.total_timesteps": 10_000}
+    import_trials(engine, sweep.id, [
+        FinishedTrial(centre, 5.0, 20.0, steps=10_240, kind="search"),
+        FinishedTrial(centre, 3.0, 8.0, truncated=True, steps=4_000, kind="search"),
+        FinishedTrial(other, 2.0, 4.0, stopped=True, steps=2_000, kind="search"),
+        FinishedTrial(other, 2.4, 4.2, stopped=True, steps=2_000, kind="search")])
+    return find_sweep(engine, sweep.id)
+
+
 @dataclass(frozen=True)
 class Served:
     url: str           # the dashboard's base URL, ending in "/"
@@ -80,6 +97,12 @@ def review_sweep(sqlite_url: str) -> tuple[str, SweepInfo]:
 def served(review_sweep: tuple[str, SweepInfo]) -> Iterator[Served]:
     """The dashboard over the SQLite review sweep."""
     yield from serve(*review_sweep)
+
+
+@pytest.fixture
+def marked_sweep(served: Served) -> SweepInfo:
+    """`make_marked_sweep` in the database the dashboard serves."""
+    return make_marked_sweep(served.db_url)
 
 
 @pytest.fixture

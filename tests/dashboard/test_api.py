@@ -94,6 +94,22 @@ def test_sweepd_pareto_matches_the_dashboard_front(served, tmp_path):
     assert "total_timesteps=100000" in table.stdout
 
 
+def test_trials_and_front_carry_steps_and_how_each_run_ended(served, marked_sweep):
+    sweep = marked_sweep
+
+    trials = get(f"{served.url}api/sweeps/{sweep.id}/trials")
+    assert [(t["steps"], t["truncated"], t["stopped"]) for t in trials] == [
+        (10_240, False, False), (4_000, True, False), (2_000, True, True), (2_000, True, True)]
+    assert get(f"{served.url}api/sweeps/{sweep.id}/trials/3")["stopped"] is True
+    front = get(f"{served.url}api/sweeps/{sweep.id}/front")["front"]
+    assert [(p["trials"], p["steps"], p["truncated"], p["stopped"]) for p in front] == [
+        ([3, 4], 2_000, True, True), ([2], 4_000, True, False), ([1], 10_240, False, False)]
+    summary = get(f"{served.url}api/sweeps/{sweep.id}")
+    assert (summary["stopped"], summary["cut"]) == (2, 1)
+    listed = {s["id"]: s for s in get(f"{served.url}api/sweeps")}
+    assert (listed[sweep.id]["stopped"], listed[served.sweep.id]["stopped"]) == (2, 0)
+
+
 def test_unknown_sweep_and_route_are_json_404s(served):
     for path in ("api/sweeps/nope", "api/sweeps/nope/front", "api/nothing", "static/../server.py"):
         with pytest.raises(urllib.error.HTTPError) as info:

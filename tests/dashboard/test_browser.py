@@ -188,3 +188,41 @@ def test_sweeps_and_boxes_pages_list_what_the_api_lists(served, browser, tmp_pat
     browser.wait_for("!!document.querySelector('#boxes-table')")
     assert "gpu-box-1" in browser.js("document.querySelector('#boxes-table').textContent")
     browser.screenshot(tmp_path / "dashboard-boxes.png")
+
+
+def test_cut_and_stopped_runs_are_marked_apart_on_the_chart_and_in_the_tables(served, marked_sweep, browser,
+                                                                                tmp_path):
+    browser.goto(f"{served.url}#/sweep/{marked_sweep.id}")
+    browser.wait_for("document.querySelectorAll('#trial-table tbody tr').length === 4")
+
+    def numbers(selector: str) -> list[int]:
+        return browser.js(f"[...document.querySelectorAll('{selector}')].map((n) => +n.dataset.number)")
+
+    # On the chart: full runs are circles, cut runs triangles (paths), stopped runs squares (rects).
+    assert numbers("#pareto-chart circle.trial-point") == [1]
+    assert numbers("#pareto-chart path.trial-point.cut") == [2]
+    assert numbers("#pareto-chart rect.trial-point.stopped") == [3, 4]
+    assert numbers("#pareto-chart rect.front-point.stopped") == [3]
+    assert numbers("#pareto-chart path.front-point.cut") == [2]
+    assert numbers("#pareto-chart circle.front-point") == [1]
+    legend = browser.js("document.querySelector('#pareto-legend').textContent")
+    assert "cut: ended at the cost cap before its planned steps (1)" in legend
+    assert "stopped: ended early on the searcher's word (2)" in legend
+
+    # The tables: each row's mark and steps.
+    rows = browser.js("[...document.querySelectorAll('#trial-table tbody tr')].map((tr) => "
+                      "[+tr.dataset.number, tr.dataset.mark || '', tr.querySelector('.mark')?.textContent || '', "
+                      "tr.children[5].textContent])")
+    assert rows == [[1, "", "", "10.2k"], [2, "cut", "cut", "4000"], [3, "stopped", "stopped", "2000"],
+                    [4, "stopped", "stopped", "2000"]]
+    front = browser.js("[...document.querySelectorAll('#front-table tbody tr')].map((tr) => "
+                       "[tr.children[3].textContent, tr.children[4].textContent])")
+    assert front == [["2000", "stopped"], ["4000", "cut"], ["10.2k", ""]]
+    stats = browser.js("document.querySelector('#sweep-stats').textContent")
+    assert "2stopped early" in stats and "1cut at the cap" in stats
+
+    # A stopped trial's own panel says so.
+    browser.js("document.querySelector('#trial-table tbody tr[data-number=\"3\"]').click()")
+    browser.wait_for("document.querySelector('#trial-title')?.textContent.startsWith('#3 ')")
+    assert browser.js("document.querySelector('#trial-title .mark').textContent") == "stopped"
+    browser.screenshot(tmp_path / "dashboard-marked.png")

@@ -64,6 +64,22 @@ function fmtScore(v, se) { return v === null || v === undefined ? "–" : fmtNum
 function fmtValue(v) { return typeof v === "number" && !Number.isInteger(v) ? fmtNum(v, 3) : String(v); }
 function fmtAgo(s) { return s === null || s === undefined || !isFinite(s) ? "never" : fmtCost(Math.max(0, s)) + " ago"; }
 function badge(status) { return el("span", { class: "badge st-" + status }, status); }
+function fmtSteps(v) { return v === null || v === undefined ? "–" : fmtAxis(v); }
+
+// How a run ended, as `sweepd pareto` and `sweepd status` mark it: stopped early by the searcher,
+// cut at the cost cap before its planned steps, or "" (it trained what it planned).
+const MARKS = { cut: "ended at the cost cap before its planned steps", stopped: "ended early on the searcher's word" };
+function markOf(t) { return t.stopped ? "stopped" : t.truncated ? "cut" : ""; }
+function markBadge(mark) { return mark ? el("span", { class: "mark mark-" + mark, title: MARKS[mark] }, mark) : null; }
+
+// A point shaped by how its run ended: full runs are circles, cut ones triangles, stopped ones squares.
+function marker(parent, mark, cx, cy, r, attrs) {
+  if (mark === "cut")
+    return svg("path", { ...attrs, d: `M${cx - r * 1.2},${cy - r}h${r * 2.4}l${-r * 1.2},${r * 2.1}z` }, parent);
+  if (mark === "stopped")
+    return svg("rect", { ...attrs, x: cx - r * 0.9, y: cy - r * 0.9, width: r * 1.8, height: r * 1.8 }, parent);
+  return svg("circle", { ...attrs, cx, cy, r }, parent);
+}
 function shortName(name) { return name.split(".").pop(); }
 
 function changedParams(params) {
@@ -113,11 +129,11 @@ async function showSweeps() {
     el("td", {}, el("a", { href: `#/sweep/${s.id}` }, s.name)), el("td", {}, s.env), el("td", {}, s.owner),
     el("td", {}, badge(s.status), s.reason ? el("span", { class: "muted" }, " " + s.reason) : null),
     el("td", { class: "num" }, `${s.succeeded}/${s.max_trials || "–"}`), el("td", { class: "num" }, s.running),
-    el("td", { class: "num" }, s.failed), el("td", { class: "num" }, fmtScore(s.best_score)),
+    el("td", { class: "num" }, s.failed), el("td", { class: "num" }, s.stopped), el("td", { class: "num" }, fmtScore(s.best_score)),
     el("td", { class: "num" }, fmtCost(s.cost_spent)), el("td", {}, new Date(s.created_at * 1000).toLocaleString())));
   const table = el("table", { id: "sweeps-table" },
-    el("thead", {}, el("tr", {}, ["sweep", "env", "owner", "status", "done", "running", "failed", "best", "spent", "created"]
-      .map((h, i) => el("th", { class: i >= 4 && i <= 8 ? "num" : "" }, h)))),
+    el("thead", {}, el("tr", {}, ["sweep", "env", "owner", "status", "done", "running", "failed", "stopped", "best", "spent", "created"]
+      .map((h, i) => el("th", { class: i >= 4 && i <= 9 ? "num" : "" }, h)))),
     el("tbody", {}, rows));
   fill(document.getElementById("app"), el("h1", {}, "Sweeps"),
     el("div", { class: "card" }, sweeps.length ? table : el("p", { class: "muted" }, "No sweeps yet: sweepd launch snake")));
@@ -159,6 +175,7 @@ function renderSweep() {
   fill(document.getElementById("sweep-stats"), 
     stat(s.env, "env"), stat(s.searcher, "searcher"), stat(s.owner, "owner"),
     stat(`${s.succeeded}/${s.max_trials || "–"}`, "succeeded"), stat(s.running, "running"), stat(s.failed, "failed"),
+    stat(s.stopped, "stopped early"), stat(s.cut, "cut at the cap"),
     stat(fmtScore(s.best_score), `best (${s.direction})`), stat(fmtCost(s.cost_spent), "cost spent"),
     stat(state.front.length, "front points"), stat(fmtCost(s.max_suggestion_cost), "cost cap / trial"));
   drawPareto();
@@ -275,8 +292,10 @@ function drawPareto() {
   const selected = new Set(state.selected);
   const points = svg("g", {}, plot);
   for (const t of ok) {
-    svg("circle", { class: "trial-point" + (selected.has(t.number) ? " selected" : ""), cx: x(t.cost).toFixed(1),
-                    cy: y(t.score).toFixed(1), r: selected.has(t.number) ? 5 : 3.2, "data-number": t.number }, points);
+    const mark = markOf(t);
+    marker(points, mark, +x(t.cost).toFixed(1), +y(t.score).toFixed(1), selected.has(t.number) ? 5 : 3.2,
+           { class: "trial-point" + (mark ? " " + mark : "") + (selected.has(t.number) ? " selected" : ""),
+             "data-number": t.number, "data-mark": mark || null });
   }
   const floor = height - m.b - 7;  // failures have no score: crosses on the chart's floor, at their cost
   for (const t of failed) {
@@ -293,12 +312,18 @@ function drawPareto() {
       if (p.score_stderr > 0)
         svg("path", { class: "error-bar", d: `M${xs[i]},${y(p.score - p.score_stderr)}V${y(p.score + p.score_stderr)}` +
                       `M${xs[i] - 3},${y(p.score - p.score_stderr)}h6M${xs[i] - 3},${y(p.score + p.score_stderr)}h6` }, plot);
-      svg("circle", { class: "front-point", cx: xs[i], cy: ys[i], r: 5, "data-number": p.trials[0], "data-front": i }, plot);
+      const mark = markOf(p);
+      marker(plot, mark, xs[i], ys[i], 5, { class: "front-point" + (mark ? " " + mark : ""), "data-number": p.trials[0],
+                                            "data-front": i, "data-mark": mark || null });
     });
   }
   hookPoints(node, (n) => describeTrial(n));
+  const ended = (mark) => ok.filter((t) => markOf(t) === mark).length;
   fill(document.getElementById("pareto-legend"), 
     el("span", {}, el("i", { style: "background: var(--point)" }), `trials (${ok.length})`),
+    ...Object.keys(MARKS).filter((mark) => ended(mark)).map((mark) =>
+      el("span", { class: "legend-" + mark, title: MARKS[mark] }, el("b", { class: "shape-" + mark }, mark === "cut" ? "▼" : "■"),
+         `${mark}: ${MARKS[mark]} (${ended(mark)})`)),
     el("span", {}, el("b", { class: "x" }, "×"), `failed (${failed.length})`),
     el("span", {}, el("i", { style: "background: var(--accent)" }), `front (${front.length}, ± standard error over seeds)`));
 }
@@ -362,7 +387,9 @@ function hookPoints(node, describe) {
 function describeTrial(number) {
   const t = state.trials.find((x) => x.number === number);
   if (!t) return `#${number}`;
-  const lines = [`#${t.number} ${t.kind} ${t.status}`, `score ${fmtScore(t.score, t.score_stderr)}`,
+  const mark = markOf(t);
+  const lines = [`#${t.number} ${t.kind} ${t.status}` + (mark ? ` (${mark})` : ""), `score ${fmtScore(t.score, t.score_stderr)}`,
+                 `steps ${fmtSteps(t.steps)}`,
                  `cost ${fmtCost(t.cost)} (predicted ${fmtCost(t.predicted_cost)})`, changedParams(t.params)];
   if (t.failure_reason) lines.push(t.failure_reason);
   return lines.join("\n");
@@ -411,8 +438,9 @@ async function showDetail(number, detail) {
   const row = (label, value) => [el("dt", {}, label), el("dd", {}, value)];
   const box = document.getElementById("trial-detail");
   fill(box, el("h2", {}, "Trial"),
-    el("h1", { id: "trial-title" }, `#${t.number} `, badge(t.status), t.truncated ? el("span", { class: "muted" }, " truncated at the cap") : null),
+    el("h1", { id: "trial-title" }, `#${t.number} `, badge(t.status), " ", markBadge(markOf(t))),
     el("dl", {}, row("kind", t.kind), row("score", fmtScore(t.score, t.score_stderr)),
+      row("steps", fmtSteps(t.steps) + (markOf(t) ? ` (${MARKS[markOf(t)]})` : "")),
       row("cost", `${fmtCost(t.cost)} (predicted ${fmtCost(t.predicted_cost)})`),
       row("predicted score", fmtScore(t.predicted_score)), row("seed", t.seed),
       row("box", t.box ? `${t.box} slot ${t.slot}` : "–"), row("attempts", t.attempts),
@@ -426,15 +454,18 @@ async function showDetail(number, detail) {
 function renderFrontTable() {
   const table = document.getElementById("front-table");
   fill(table, el("thead", {}, el("tr", {}, el("th", { class: "num" }, "cost"), el("th", { class: "num" }, "score"),
-    el("th", { class: "num" }, "seeds"), el("th", {}, "trials"), el("th", {}, "params (vs centre)"))),
-  el("tbody", {}, state.front.map((p) => el("tr", { class: "clickable", onclick: () => selectTrial(p.trials[0]) },
+    el("th", { class: "num" }, "seeds"), el("th", { class: "num" }, "steps"), el("th", {}, "end"), el("th", {}, "trials"),
+    el("th", {}, "params (vs centre)"))),
+  el("tbody", {}, state.front.map((p) => el("tr", { class: "clickable", "data-mark": markOf(p) || null, onclick: () => selectTrial(p.trials[0]) },
     el("td", { class: "num" }, fmtCost(p.cost)), el("td", { class: "num" }, fmtScore(p.score, p.score_stderr)),
-    el("td", { class: "num" }, p.seeds), el("td", {}, p.trials.map((n) => "#" + n).join(" ")),
+    el("td", { class: "num" }, p.seeds), el("td", { class: "num" }, fmtSteps(p.steps)), el("td", {}, markBadge(markOf(p))),
+    el("td", {}, p.trials.map((n) => "#" + n).join(" ")),
     el("td", { class: "params" }, changedParams(p.params))))));
 }
 
 const COLUMNS = [
   ["number", "#", true], ["kind", "kind"], ["status", "status"], ["score", "score", true], ["cost", "cost", true],
+  ["steps", "steps", true],
   ["predicted_cost", "predicted", true], ["seed", "seed", true], ["params", "params (vs centre)"], ["failure_reason", "reason"],
 ];
 
@@ -460,9 +491,11 @@ function renderTrialTable() {
   }, label)));
   const selected = new Set(state.selected);
   const body = el("tbody", {}, rows.slice(0, state.shown).map((t) => el("tr", {
-    class: "clickable" + (selected.has(t.number) ? " selected" : ""), "data-number": t.number, onclick: () => selectTrial(t.number) },
-    el("td", { class: "num" }, t.number), el("td", {}, t.kind), el("td", {}, badge(t.status), t.truncated ? " ✂" : ""),
+    class: "clickable" + (selected.has(t.number) ? " selected" : ""), "data-number": t.number, "data-mark": markOf(t) || null,
+    onclick: () => selectTrial(t.number) },
+    el("td", { class: "num" }, t.number), el("td", {}, t.kind), el("td", {}, badge(t.status), " ", markBadge(markOf(t))),
     el("td", { class: "num" }, fmtScore(t.score, t.score_stderr)), el("td", { class: "num" }, fmtCost(t.cost)),
+    el("td", { class: "num" }, fmtSteps(t.steps)),
     el("td", { class: "num" }, fmtCost(t.predicted_cost)), el("td", { class: "num" }, t.seed),
     el("td", { class: "params" }, changedParams(t.params)), el("td", { class: "reason", title: t.failure_reason || "" }, t.failure_reason || ""))));
   fill(table, el("thead", {}, head), body);
