@@ -1,5 +1,6 @@
 """Steering a sweep through the real `sweepd` command line, on SQLite and PostgreSQL: pause and
-resume (running trials finish, or are re-queued), stop is final, extend raises a budget.
+resume (running trials finish, or are re-queued), stop is final, extend raises a budget, enqueue
+runs your own configs first.
 
 The trials are held through the store's own leasing functions, as an agent holds them, so that
 each test sees exactly what a command did to a trial in flight."""
@@ -13,10 +14,12 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine
+from toy import write_toy_sweep
 
+from sweepd.advisor import propose
 from sweepd.store import db
 from sweepd.store.audit import events
-from sweepd.store.history import Evidence, Proposal
+from sweepd.store.history import Evidence, Proposal, sweep_history
 from sweepd.store.leasing import Holder, lease_trial
 from sweepd.store.review import list_trials
 from sweepd.store.sweeps import SweepInfo, create_sweep, find_sweep
@@ -173,3 +176,73 @@ def test_extend_reads_durations(tmp_path, text, seconds):
     assert sweepd(url, "extend", sweep.name, "--cost", text).returncode == 0
     assert find_sweep(engine, sweep.id).max_total_cost == 60.0 + seconds
     engine.dispose()
+
+
+def launch_toy(tmp_path, url: str, trials: int = 4) -> str:
+    """A toy sweep with two params (train.lr, log; train.batch, pow2), queued without agents; its name."""
+    path = write_toy_sweep(tmp_path, trials, 3)
+    path.write_text(path.read_text() + '\n[search.train.batch]\nspace = "pow2"\nmin = 16\nmax = 256\ncenter = 64\n')
+    done = sweepd(url, "launch", str(path), "--detach", "--name", "toy", "--no-wandb")
+    assert done.returncode == 0, done.stderr
+    return "toy"
+
+
+def test_enqueue_runs_given_configs_first_with_centres_for_params_left_out(engine, tmp_path):
+    name = launch_toy(tmp_path, url_of(engine))
+    queued = sweepd(url_of(engine), "enqueue", name, "train.lr=3e-3")
+    assert queued.returncode == 0 and queued.stdout.strip() == "sweep toy: queued 1 config(s)", queued.stderr
+    lease = lease_trial(engine, holder(0), propose)  # the agent's own proposer: a queued trial comes first
+    assert (lease.number, lease.kind, lease.params) == (1, "user", {"train.lr": 3e-3, "train.batch": 64})
+    assert start_trial(engine, lease) and finish_trial(engine, lease, 0.5, 2.0)
+    history = sweep_history(engine, lease.sweep_id)
+    assert [(o.params, o.score) for o in history.observations] == [({"train.lr": 3e-3, "train.batch": 64}, 0.5)]
+    assert lease_trial(engine, holder(1), propose).kind != "user"  # then the searcher's own
+
+
+def test_enqueue_reads_many_configs_from_json_and_csv(engine, tmp_path):
+    name = launch_toy(tmp_path, url_of(engine), trials=5)
+    (tmp_path / "c.json").write_text('[{"train.lr": 0.002}, {"params": {"train.lr": 0.05, "train.batch": 128}}]')
+    (tmp_path / "c.csv").write_text("train.batch,train.lr\n32,\n256,0.09\n")
+    assert sweepd(url_of(engine), "enqueue", name, "--from-json", str(tmp_path / "c.json")).returncode == 0
+    done = sweepd(url_of(engine), "enqueue", name, "--from-csv", str(tmp_path / "c.csv"))
+    assert done.returncode == 0 and done.stdout.strip() == "sweep toy: queued 2 config(s)", done.stderr
+    trials = list_trials(engine, find_sweep(engine, name).id)
+    assert [(t.kind, t.status, t.params) for t in trials] == [
+        ("user", "queued", {"train.lr": 0.002, "train.batch": 64}),
+        ("user", "queued", {"train.lr": 0.05, "train.batch": 128}),
+        ("user", "queued", {"train.lr": 0.01, "train.batch": 32}),
+        ("user", "queued", {"train.lr": 0.09, "train.batch": 256})]
+
+
+@pytest.mark.parametrize(("args", "files", "message"), [
+    (["train.lrr=0.01"], {}, "train.lrr: not a param of this sweep (its params: train.batch, train.lr)"),
+    (["train.lr=5"], {}, "train.lr: '5' is outside the param's range [0.001, 0.1]"),
+    (["train.lr=fast"], {}, "train.lr: 'fast' is not a number"),
+    (["train.batch=48"], {}, "train.batch: '48' is not a power of two"),
+    (["lr"], {}, "'lr': write a param as name=value, e.g. train.batch=64"),
+    (["--from-csv", "{tmp}/bad.csv"], {"bad.csv": "train.lr\n0.01\nnan\n"},
+     "{tmp}/bad.csv:3: train.lr: 'nan' is not a finite number"),
+    (["--from-json", "{tmp}/bad.json"], {"bad.json": '[{"train.lr": 0.01}, {"train.lr": true}]'},
+     "{tmp}/bad.json: entry 2: train.lr: True is not a number"),
+])
+def test_enqueue_refuses_a_bad_name_or_value_in_one_line_and_queues_nothing(tmp_path, args, files, message):
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    name = launch_toy(tmp_path, url)
+    for file, text in files.items():
+        (tmp_path / file).write_text(text)
+    done = sweepd(url, "enqueue", name, *[a.format(tmp=tmp_path) for a in args])
+    assert (done.returncode, done.stderr.strip()) == (2, "error: " + message.format(tmp=tmp_path))
+    engine = db.open_store(url)
+    assert list_trials(engine, find_sweep(engine, name).id) == []
+    engine.dispose()
+
+
+def test_enqueue_refuses_configs_past_max_trials(engine, tmp_path):
+    name = launch_toy(tmp_path, url_of(engine), trials=1)
+    done = sweepd(url_of(engine), "enqueue", name, "--from-csv", str(tmp_path / "two.csv"))
+    assert done.returncode == 2  # the file is not there yet: one line naming it
+    (tmp_path / "two.csv").write_text("train.lr\n0.01\n0.02\n")
+    done = sweepd(url_of(engine), "enqueue", name, "--from-csv", str(tmp_path / "two.csv"))
+    assert (done.returncode, done.stderr.strip()) == (
+        1, "error: sweep toy has 0 of its 1 trials: 2 more do not fit (sweepd extend toy --trials 1 first)")
+    assert list_trials(engine, find_sweep(engine, name).id) == []

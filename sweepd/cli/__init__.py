@@ -6,7 +6,7 @@ Every command, in the order `sweepd --help` lists them, and the module that hold
 - files.py        validate, show, convert          sweep files, nothing run or written
 - run.py          launch, agent                    run trials (sweepd/foreground.py, sweepd/agent.py)
 - results.py      status, pareto, dashboard, baselines
-- control.py      pause, resume, stop, retry, extend
+- control.py      pause, resume, stop, retry, extend, enqueue
 - boxes.py        boxes, reserve, release, events
 - checkpoints.py  export, prune
 - database.py     db upgrade
@@ -33,7 +33,7 @@ app.add_typer(db_app, name="db")
 
 for command in (files.validate, files.show, files.convert, run.launch, run.agent, results.status,
                 results.pareto, results.dashboard, control.pause, control.resume, control.stop, control.retry,
-                control.extend, boxes.boxes, boxes.reserve,
+                control.extend, control.enqueue, boxes.boxes, boxes.reserve,
                 boxes.release, boxes.events, checkpoints.export, checkpoints.prune, results.baselines):
     app.command()(command)
 db_app.command("upgrade")(database.db_upgrade)

@@ -1,4 +1,4 @@
-"""Commands that change a sweep's course: `pause`, `resume`, `stop`, `retry`, `extend`.
+"""Commands that change a sweep's course: `pause`, `resume`, `stop`, `retry`, `extend`, `enqueue`.
 
 A sweep's lifecycle (store/sweeps.py): pause and resume as often as you like; `stop` is final;
 a finished sweep (budget spent) runs again when `extend` raises its budget. Every command here
@@ -7,6 +7,7 @@ writes, so a mistyped --db is refused (no empty database is created).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -94,3 +95,42 @@ def extend(
     info = done.sweep
     console.print(f"sweep {info.name}: budget {info.max_trials or '-'} trials, "
                   f"{f'{info.max_total_cost:g} s' if info.max_total_cost else '-'}; {info.status}")
+
+
+def enqueue(
+    sweep: SweepArgument,
+    assignments: Annotated[list[str] | None, typer.Argument(
+        help="One config as name=value words (the sweep's param names, e.g. train.learning_rate=3e-4); "
+             "params left out take their centre.", show_default=False)] = None,
+    from_json: Annotated[Path | None, typer.Option("--from-json", help="Configs from a JSON file: an object of "
+                                                   "params, or a list of them.")] = None,
+    from_csv: Annotated[Path | None, typer.Option("--from-csv", help="Configs from a CSV file: a header of param "
+                                                  "names, one config a row.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Queue your own configs in a sweep: they run before any new suggestion (kind "user") and the
+    searcher learns from their results like any trial's. Each value is checked against the sweep's
+    space; one bad name or value and nothing is queued."""
+    from sweepd.host import current_user
+    from sweepd.spec import SweepSpec
+    from sweepd.store.enqueue import enqueue_trials
+    from sweepd.store.sweeps import find_sweep
+    from sweepd.user_config import from_assignments, from_csv_file, from_json_file
+
+    sources = [bool(assignments), from_json is not None, from_csv is not None]
+    if sum(sources) != 1:
+        raise UsageError("give one config as name=value words, or --from-json FILE, or --from-csv FILE")
+    engine = existing_engine(db)
+    info = find_sweep(engine, sweep)
+    params = SweepSpec.from_json(info.spec).params
+    if from_json is not None:
+        configs = from_json_file(params, from_json)
+    elif from_csv is not None:
+        configs = from_csv_file(params, from_csv)
+    else:
+        configs = [from_assignments(params, assignments or [])]
+    if not configs:
+        raise UsageError(f"{from_json or from_csv}: no configs in it")
+    count = enqueue_trials(engine, info.id, configs, kind="user", actor=current_user(), within_max_trials=True)
+    console.print(f"sweep {info.name}: queued {count} config(s)"
+                  + ("" if info.status == "running" else f"; it is {info.status}"))
