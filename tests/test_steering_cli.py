@@ -246,3 +246,49 @@ def test_enqueue_refuses_configs_past_max_trials(engine, tmp_path):
     assert (done.returncode, done.stderr.strip()) == (
         1, "error: sweep toy has 0 of its 1 trials: 2 more do not fit (sweepd extend toy --trials 1 first)")
     assert list_trials(engine, find_sweep(engine, name).id) == []
+
+
+def test_warm_start_seeds_a_new_sweep_with_another_sweeps_results_beside_its_budget(engine, tmp_path):
+    launch_toy(tmp_path, url_of(engine))
+    for slot, score in enumerate((0.25, 0.75)):
+        lease = lease_trial(engine, holder(slot), propose)
+        assert start_trial(engine, lease) and finish_trial(engine, lease, score, 2.0)
+    path = write_toy_sweep(tmp_path, 3, 3, name="wider")
+    path.write_text(path.read_text() + '\n[search.train.batch]\nspace = "pow2"\nmin = 8\nmax = 512\ncenter = 64\n')
+    done = sweepd(url_of(engine), "launch", str(path), "--detach", "--name", "wider", "--warm-start", "toy",
+                  "--no-wandb")
+    assert done.returncode == 0, done.stderr
+    assert "warm start: 2 result(s) of sweep toy imported" in done.stdout
+    wider = find_sweep(engine, "wider")
+    assert (wider.status, wider.max_trials) == ("running", 5)  # 3 of its own, beside the 2 imported
+    old = list_trials(engine, find_sweep(engine, "toy").id)
+    new = list_trials(engine, wider.id)
+    assert [(t.kind, t.status, t.params, t.score) for t in new] == [
+        ("imported", "succeeded", t.params, t.score) for t in old]
+    assert len(sweep_history(engine, wider.id).observations) == 2  # the searcher sees them
+    assert lease_trial(engine, holder(5), propose).number == 3  # and they are not run again
+
+
+def test_warm_start_refuses_a_sweep_that_searched_a_param_the_new_one_lacks(engine, tmp_path):
+    launch_toy(tmp_path, url_of(engine))
+    narrow = write_toy_sweep(tmp_path, 3, 3, name="narrow")  # train.lr only
+    done = sweepd(url_of(engine), "launch", str(narrow), "--detach", "--name", "narrow", "--warm-start", "toy",
+                  "--no-wandb")
+    assert (done.returncode, done.stderr.strip()) == (
+        1, "error: --warm-start toy: sweep toy searched train.batch, which this sweep does not: its results "
+           "depend on values this sweep cannot set")
+    with pytest.raises(LookupError):
+        find_sweep(engine, "narrow")  # nothing written
+
+
+def test_warm_start_gives_a_param_the_old_sweep_did_not_search_its_centre(engine, tmp_path):
+    narrow = write_toy_sweep(tmp_path, 3, 3, name="narrow")
+    assert sweepd(url_of(engine), "launch", str(narrow), "--detach", "--name", "narrow", "--no-wandb").returncode == 0
+    lease = lease_trial(engine, holder(0), propose)
+    assert start_trial(engine, lease) and finish_trial(engine, lease, 0.5, 2.0)
+    launch_toy(tmp_path, url_of(engine))  # writes toy.toml: train.lr and train.batch
+    done = sweepd(url_of(engine), "launch", str(tmp_path / "toy.toml"), "--detach", "--name", "both",
+                  "--warm-start", "narrow", "--no-wandb")
+    assert done.returncode == 0, done.stderr
+    (imported,) = list_trials(engine, find_sweep(engine, "both").id)
+    assert imported.params == {**lease.params, "train.batch": 64}

@@ -31,6 +31,9 @@ def launch(
     searcher: Annotated[str | None, typer.Option(help=f"One of {', '.join(SEARCHERS)}.")] = None,
     seed: Annotated[int | None, typer.Option(help="The sweep's seed.")] = None,
     sweep_name: Annotated[str | None, typer.Option("--name", help="Name the sweep (default NAME-<n>).")] = None,
+    warm_start: Annotated[str | None, typer.Option(
+        "--warm-start", metavar="SWEEP", help="Start from that sweep's finished results (same env; every param it "
+                                              "searched must be one of this sweep's), observed, not re-run.")] = None,
     detach: Annotated[bool, typer.Option(help="Only queue the sweep; agents run it.")] = False,
     slots: SlotsOption = None,
     live: Annotated[bool, typer.Option(help="Show the live view (off: log lines only).")] = True,
@@ -51,16 +54,20 @@ def launch(
     from sweepd.host import current_user, detect_gpus
     from sweepd.store.boxes import live_agent
     from sweepd.store.sweeps import create_sweep, find_sweep
+    from sweepd.warm_start import apply_warm_start, read_warm_start
 
     if spec.settings.budget_param and spec.trainer == "puffer" and (slots is not None or not detect_gpus()):
         spec = _fit_budget(spec)
 
     engine = open_engine(db)
+    warm = read_warm_start(engine, warm_start, spec) if warm_start else None  # refused before anything is written
     sweep = create_sweep(engine, spec.to_json(), owner=current_user(), name=sweep_name)
     console.print(Text.assemble("sweep ", (sweep.name, "bold"),
                                 f" (id {sweep.id}): {spec.env}, {len(spec.params)} params, "
                                 f"searcher {sweep.searcher}, cap {spec.settings.max_suggestion_cost:g} s/trial, "
                                 f"{spec.settings.max_trials} trials"))
+    if warm is not None:
+        console.print(apply_warm_start(engine, sweep, warm, current_user()))
     if detach:
         console.print(f"queued; run `sweepd agent` on a box to work on it, `sweepd status {sweep.name}` to follow")
         return

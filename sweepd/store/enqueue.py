@@ -76,8 +76,12 @@ class FinishedTrial:
     steps: float | None = None       # agent steps trained
 
 
-def import_trials(engine: Engine, sweep_id: int, results: Iterable[FinishedTrial], actor: str = "") -> int:
+def import_trials(engine: Engine, sweep_id: int, results: Iterable[FinishedTrial], actor: str = "", *,
+                  beside_budget: bool = False) -> int:
     """Append finished trials to a sweep in one transaction (no lease: they never run); returns the count.
+
+    With `beside_budget` (a warm start) they leave the sweep's budget for its own trials: max_trials
+    and max_total_cost, where set, are raised by the trials imported and the cost they spent.
 
     One bulk INSERT rather than a lease and finish per trial, so that 10,000 imported results take
     seconds (the dashboard benchmark builds its sweep this way).
@@ -101,8 +105,13 @@ def import_trials(engine: Engine, sweep_id: int, results: Iterable[FinishedTrial
                          "created_at": now, "started_at": now, "finished_at": now})
         if rows:
             session.execute(Trial.__table__.insert(), rows)
-            record_event(session, now, actor or sweep.owner, "trials_imported", f"{len(rows)} trials",
-                         sweep_id=sweep_id)
+            record_event(session, now, actor or sweep.owner, "trials_imported", f"{len(rows)} trials"
+                         + (" beside the budget" if beside_budget else ""), sweep_id=sweep_id)
+            if beside_budget:
+                if sweep.max_trials:
+                    sweep.max_trials += len(rows)
+                if sweep.max_total_cost:
+                    sweep.max_total_cost += sum(row["spent"] for row in rows)
             session.flush()
             # An import that spends the budget (max_trials) finishes the sweep, as a last result would.
             finish_sweep_if_spent(session.connection(), sweep_id, actor or sweep.owner)
