@@ -38,6 +38,7 @@ from sweepd.advisor import ProposalFailed, propose
 from sweepd.errors import first_line
 from sweepd.host import current_user, visible_gpus
 from sweepd.protocol import TrialPayload
+from sweepd.settings import SweepSettings
 from sweepd.spec import SweepSpec
 from sweepd.store.boxes import heartbeat_box, register_box
 from sweepd.store.db import data_dir
@@ -45,10 +46,9 @@ from sweepd.store.leasing import Holder, Lease, lease_trial
 from sweepd.store.models import INFRA, SETUP, SWEEP_PAUSED, SWEEP_RUNNING
 from sweepd.store.sweeps import NotFound, set_sweep_status, sweep_statuses
 from sweepd.store.transitions import fail_trial, finish_trial, heartbeat_trial, reap_expired, start_trial
+from sweepd.worker.clock import process_start_time
 from sweepd.worker_process import WORKER_COMMAND, Worker, log_tail, start_process
 
-KILL_AFTER_CAP = 1.5         # a worker still alive at cost_cap * this (+ startup slack) is killed
-STARTUP_SLACK_S = 60.0       # interpreter, torch and env start-up are not the trial's fault
 TERM_GRACE_S = 10.0          # SIGTERM -> SIGKILL
 EXIT_GRACE_S = 10.0          # a worker that reported its result or failure has this long to exit
 KILL_WAIT_S = 5.0            # after SIGKILL, how long an exiting agent waits for its workers to go
@@ -247,8 +247,10 @@ class Agent:
         with contextlib.suppress(BrokenPipeError):
             proc.stdin.close()
         now = time.monotonic()
+        # Killed when its own cost clock (from its process start) reaches the most it may be charged.
+        kill_at = now + process_start_time(proc.pid) + spec.settings.max_charge - time.time()
         worker = Worker(lease=lease, slot=slot, proc=proc, report_fd=report_fd, log_path=log_path, spawned=now,
-                        kill_at=now + spec.settings.cost_cap * KILL_AFTER_CAP + STARTUP_SLACK_S,
+                        kill_at=kill_at,
                         timeline={"spawned": time.time()})
         self.workers[slot] = worker
         self.selector.register(report_fd, selectors.EVENT_READ, worker)
@@ -321,7 +323,10 @@ class Agent:
         os.close(worker.report_fd)
         lease, label = worker.lease, worker.label
         metrics = worker.metrics()
-        elapsed = time.monotonic() - worker.spawned
+        # No attempt is charged more than its most (what the budget counts for it in flight): a
+        # reported cost past it is clamped, and so is this agent's own count (from before the spawn).
+        most = SweepSettings.from_json(lease.spec["settings"]).max_charge
+        elapsed = min(time.monotonic() - worker.spawned, most)
         if worker.stop_reason == "lease lost":
             self.log(f"trial {label}: lease lost, its result is not recorded")
             return
@@ -331,7 +336,7 @@ class Agent:
         if worker.result is not None and (code == 0 or ended_by_agent):
             result = worker.result
             metrics.update({k: v for k, v in result.items() if k not in ("event", "score", "cost")})
-            score, cost = result["score"], result["cost"] if result["cost"] is not None else elapsed
+            score, cost = result["score"], min(result["cost"] if result["cost"] is not None else elapsed, most)
             recorded = self._write(lambda: finish_trial(self.engine, lease, score, cost,
                                                         score_stderr=result["score_stderr"],
                                                         truncated=result["truncated"], metrics=metrics), lease)
@@ -412,7 +417,7 @@ class Agent:
                     worker.exit_overdue = True
                     self._signal(worker, signal.SIGKILL)
             elif not worker.timed_out and worker.stop_reason is None and now > worker.kill_at:
-                worker.timed_out, worker.timed_out_after = True, now - worker.spawned
+                worker.timed_out, worker.timed_out_after = True, time.time() - process_start_time(worker.proc.pid)
                 self._signal(worker, signal.SIGKILL)
             if self.stopping and now > self.stop_deadline and worker.stop_reason is None:
                 self._stop_worker(worker, "agent shutdown")

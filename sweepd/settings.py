@@ -11,6 +11,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+# How long past its cost cap a worker may run (counted from its process start, as its cost clock
+# counts) before the agent kills it: time to write its result and exit. No attempt is charged more
+# than the cap plus this, which is what the budget counts for each trial in flight.
+COST_GRACE_S = 5.0
 
 class SpecError(ValueError):
     """A sweep file is wrong; `str()` is one line naming file, line (when known) and the fix."""
@@ -50,6 +54,12 @@ class SweepSettings:
     def cost_cap(self) -> float:
         """Wall seconds after which the worker stops training and evaluates."""
         return self.max_suggestion_cost * self.cost_tolerance
+
+    @property
+    def max_charge(self) -> float:
+        """The most one attempt costs the budget: the agent kills a worker at cost_cap +
+        COST_GRACE_S after its process started and charges no attempt more than that."""
+        return self.cost_cap + COST_GRACE_S
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SweepSettings:

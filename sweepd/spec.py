@@ -26,7 +26,7 @@ from typing import Any
 
 from sweepd.envs.family import TRIAL_SECTIONS
 from sweepd.search import SEARCHERS
-from sweepd.settings import SETTING_KEYS, SpecError, SweepSettings
+from sweepd.settings import COST_GRACE_S, SETTING_KEYS, SpecError, SweepSettings
 from sweepd.space import SPACES, Param, middle
 
 TRAINERS = ("puffer", "command")
@@ -430,12 +430,12 @@ def _settings(table: dict[str, Any], chain: tuple[Path, ...], sources: SourceLin
         raise fail("max_total_cost", f"max_total_cost must be >= 0, got {settings.max_total_cost}")
     if settings.max_trials == 0 and settings.max_total_cost == 0:
         raise fail("max_trials", "give a budget: max_trials and/or max_total_cost")
-    if 0 < settings.max_total_cost < settings.cost_cap:
-        # A trial may start only while the budget covers it at its cost cap (sweepd/store/queue.py).
+    if 0 < settings.max_total_cost < settings.max_charge:
+        # A trial may start only while the budget covers it at its most (sweepd/store/budget.py).
         key = "max_suggestion_cost" if "max_suggestion_cost" in overridden - {"max_total_cost"} else "max_total_cost"
         raise fail(key, f"max_total_cost {settings.max_total_cost:g} s cannot pay for one trial at its cost cap "
-                        f"{settings.cost_cap:g} s (max_suggestion_cost {settings.max_suggestion_cost:g} s x "
-                        f"cost_tolerance {settings.cost_tolerance:g})")
+                        f"{settings.cost_cap:g} s plus the {COST_GRACE_S:g} s grace (max_suggestion_cost "
+                        f"{settings.max_suggestion_cost:g} s x cost_tolerance {settings.cost_tolerance:g})")
     return settings
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from sweepd.lifeline import lifeline_env
 from sweepd.protocol import REPORT_FD_ENV, TrialPayload, parse_event
+from sweepd.settings import COST_GRACE_S
 from sweepd.store.leasing import Lease
 from sweepd.store.models import HYPERPARAMETER, INFRA, SETUP
 
@@ -48,7 +49,7 @@ class Worker:
     term_sent_at: float | None = None
     ended_at: float | None = None      # when it reported its result or failure: it only has to exit now
     timed_out: bool = False            # killed at `kill_at` without having reported an end
-    timed_out_after: float = 0.0       # seconds from spawn to that kill
+    timed_out_after: float = 0.0       # seconds from its process start to that kill
     exit_overdue: bool = False         # killed for not exiting within the agent's grace after its end
     eof: bool = False
     # Wall-clock times (epoch s) of spawn, training start, first and last progress, and result:
@@ -97,7 +98,8 @@ class Worker:
         stands; `tail` is the end of its log, whose last line is quoted in the reason."""
         if self.timed_out:
             # A worker past its cap is the config's failure (it hung or ignored the cap), not infra.
-            reason = f"timeout: still running {self.timed_out_after:.0f} s after start, past the cost cap"
+            reason = (f"timeout: still running {self.timed_out_after:.0f} s after start, past the cost cap and "
+                      f"its {COST_GRACE_S:g} s grace")
             category = HYPERPARAMETER
         elif self.stop_reason is not None:
             reason, category = self.stop_reason, INFRA

@@ -1,7 +1,9 @@
 """A sweep's budget: `max_trials` trials made, or `max_total_cost` seconds spent (every attempt's
 cost, re-runs included, in `trials.spent`). New trials start only while the budget covers them
-even if every trial in flight runs to its cost cap; a sweep whose budget is spent and that has
-nothing in flight is finished.
+even if every trial in flight costs its most (`max_charge`: the cost cap plus the agent's kill
+grace, which is all any attempt is ever charged); a sweep whose budget is spent and that has
+nothing in flight is finished. Hence spent + max_charge x (trials in flight) <= max_total_cost holds
+at every moment, and the sum of `spent` never exceeds max_total_cost (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, case, func, select, update
 from sqlalchemy.orm import Session
 
+from sweepd.settings import COST_GRACE_S
 from sweepd.store.audit import record_event
 from sweepd.store.dialect import clock
 from sweepd.store.models import ACTIVE, QUEUED, SWEEP_FINISHED, SWEEP_RUNNING, Sweep, Trial
@@ -28,15 +31,21 @@ def spending(conn: Connection | Session, sweep_id: int, *, costed: bool) -> tupl
     return float(spent), int(active)
 
 
+def max_charge(cap: float) -> float:
+    """The most one attempt of a sweep whose cost cap is `cap` is charged (`SweepSettings.max_charge`):
+    the agent kills its worker at the cap plus COST_GRACE_S and records no more than that."""
+    return cap + COST_GRACE_S
+
+
 def budget_covers(spent: float, active: int, max_total_cost: float, cap: float) -> bool:
-    """Whether one more trial fits the cost budget even if it and every trial in flight run to the
-    cost cap: spent + in-flight caps never exceed max_total_cost."""
-    return spent + (active + 1) * cap <= max_total_cost * (1 + 1e-9)
+    """Whether one more trial fits the cost budget even if it and every trial in flight are charged
+    their most (`max_charge(cap)`): spent + in-flight charges never exceed max_total_cost."""
+    return spent + (active + 1) * max_charge(cap) <= max_total_cost * (1 + 1e-9)
 
 
 def budget_spent(session: Session, sweep: Sweep) -> tuple[bool, int]:
     """Whether no new trial may start (max_trials made, or max_total_cost cannot cover one more at
-    its cost cap on top of what was spent and every trial in flight at its cap), and how many
+    its most on top of what was spent and every trial in flight at its most), and how many
     trials are in flight."""
     spent, active = spending(session, sweep.id, costed=bool(sweep.max_total_cost))
     if sweep.max_trials and next_number(session, sweep.id) > sweep.max_trials:

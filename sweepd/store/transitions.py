@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Float, Row, bindparam, func, select, update
 
 from sweepd.store.audit import record_event
-from sweepd.store.budget import finish_sweep_if_spent
+from sweepd.store.budget import finish_sweep_if_spent, max_charge
 from sweepd.store.dialect import clock, dialect, epoch_now
 from sweepd.store.leasing import Lease
 from sweepd.store.models import (
@@ -38,7 +38,7 @@ from sweepd.store.models import (
     finite,
     literal_status,
 )
-from sweepd.store.sweeps import SweepInfo, find_sweep
+from sweepd.store.sweeps import SweepInfo, find_sweep, sweep_constants
 
 MAX_ATTEMPTS = 2                 # an infrastructure failure re-queues a trial once, then it is abandoned
 SETUP_CHECK_TRIALS = 3           # the first N trials of a sweep all failing fast ...
@@ -132,8 +132,10 @@ def reap_expired(engine: Engine, actor: str) -> list[int]:
         rows = conn.execute(select(*_ATTEMPT).where(Trial.status.in_(_HELD), Trial.lock_expires_at < now)
                             .with_for_update(skip_locked=True)).all()
         for row in rows:
+            # Never more than an attempt is charged: its holder kills the worker at that point.
+            cost = min(_known_cost(row), max_charge(sweep_constants(conn, row.sweep_id).cost_cap))
             _end_attempt(conn, row, f"lease expired (holder {row.lock_owner} on {row.box} stopped heartbeating)",
-                         INFRA, now, actor, cost=_known_cost(row))
+                         INFRA, now, actor, cost=cost)
         for sweep_id in {r.sweep_id for r in rows}:
             finish_sweep_if_spent(conn, sweep_id, actor)
         return [r.id for r in rows]

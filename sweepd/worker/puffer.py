@@ -9,7 +9,7 @@ import traceback
 from typing import Any
 
 from sweepd.protocol import HYPERPARAMETER, SETUP, EventWriter, TrialFailed, TrialFormatError, TrialPayload
-from sweepd.worker.clock import REPORT_MARGIN_S, CostClock
+from sweepd.worker.clock import REPORT_MARGIN_S, CostClock, FirstEpochWatch
 from sweepd.worker.evaluation import EpisodeLog, EvalEstimate, eval_seeds, evaluate_policy
 
 EPOCH_SAFETY = 1.25           # the next epoch may take this much longer than the last one
@@ -152,6 +152,7 @@ def run_puffer(trial: TrialPayload, events: EventWriter, clock: CostClock) -> No
         raise _build_failure(exc) from exc
 
     events.emit("started", time=time.time())
+    first_epoch = FirstEpochWatch(clock, events)  # fails the trial if the first epoch outlasts the cap
     train_start, train_cpu_start = time.time(), time.process_time()
     total_timesteps = int(args["train"]["total_timesteps"])
     estimate = EvalEstimate(build_seconds=build_seconds, agents=vecenv.num_agents)
@@ -174,6 +175,7 @@ def run_puffer(trial: TrialPayload, events: EventWriter, clock: CostClock) -> No
             trainer.train()
             _check_finite(trainer)
             epoch_seconds = time.time() - epoch_start
+            first_epoch.done()
             rollout_seconds += rollout_end - epoch_start
             rollout_steps += trainer.global_step - steps_before
             estimate.seconds_per_agent_step = rollout_seconds / max(rollout_steps, 1)
@@ -183,6 +185,7 @@ def run_puffer(trial: TrialPayload, events: EventWriter, clock: CostClock) -> No
     except torch.OutOfMemoryError as exc:
         raise TrialFailed(HYPERPARAMETER, f"CUDA out of memory at step {trainer.global_step}: {exc}") from exc
     finally:
+        first_epoch.done()
         curve.add_stats(trainer.stats)  # logs gathered since PufferLib's last mean_and_log
         trainer.stats.clear()
         trainer.vecenv.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import update
 
+from sweepd.settings import COST_GRACE_S
 from sweepd.store import db, leasing, review
 from sweepd.store.enqueue import enqueue_trials
 from sweepd.store.history import Evidence, Proposal
@@ -15,8 +16,10 @@ from sweepd.store.review import list_trials
 from sweepd.store.sweeps import SweepInfo, cost_cap, create_sweep, find_sweep
 from sweepd.store.transitions import fail_trial, finish_trial, reap_expired, retry_sweep, start_trial
 
-# max_suggestion_cost 48 s x cost_tolerance 1.25: each trial may run up to 60 s.
+# max_suggestion_cost 48 s x cost_tolerance 1.25: each trial may run up to 60 s, and is charged at
+# most that plus the agent's kill grace.
 CAP = 60.0
+MOST = CAP + COST_GRACE_S
 
 
 def spec(max_total_cost: float, *, max_trials: int = 0) -> dict:
@@ -58,20 +61,20 @@ def test_trials_in_flight_count_at_their_cost_cap(engine):
 
 
 def test_as_many_trials_start_as_the_budget_covers_at_the_cap(engine):
-    sweep = create_sweep(engine, spec(3 * CAP), owner="tester")
+    sweep = create_sweep(engine, spec(3 * MOST), owner="tester")
     first = lease_all(engine)
     assert len(first) == 3
-    finish_trial(engine, first[0], 1.0, 20.0)  # 20 s spent + 2 in flight x 60 s: 140 s, no room for 60 more
+    finish_trial(engine, first[0], 1.0, 20.0)  # 20 s spent + 2 in flight at their most: no room for a third
     assert lease_all(engine) == []
     for lease in first[1:]:
         finish_trial(engine, lease, 1.0, 20.0)
-    # 60 s spent: two more fit at the cap, and the sum never passes the budget.
+    # 60 s spent: two more fit at their most, and the sum never passes the budget.
     second = lease_all(engine)
     assert len(second) == 2
     for lease in second:
         finish_trial(engine, lease, 1.0, CAP)
     assert find_sweep(engine, sweep.id).status == "finished"
-    assert sum(t.spent for t in list_trials(engine, sweep.id)) <= 3 * CAP
+    assert sum(t.spent for t in list_trials(engine, sweep.id)) <= 3 * MOST
 
 
 def test_queued_trials_start_only_within_the_budget(engine):
@@ -91,7 +94,7 @@ def test_an_infra_requeue_spends_the_attempts_cost(engine):
     assert fail_trial(engine, lease, "agent shutdown", "infra", cost=45.0) == "queued"
     (trial,) = list_trials(engine, sweep.id)
     assert (trial.status, trial.spent, trial.cost) == ("queued", 45.0, None)
-    # 45 s spent: two trials at the cap fit (165 s), a third would not (225 s).
+    # 45 s spent: two trials at their most fit (175 s of 180), a third would not (240 s).
     again, _new = lease_all(engine)
     assert again.trial_id == lease.trial_id and again.attempt == 2
     finish_trial(engine, again, 1.0, 30.0)
