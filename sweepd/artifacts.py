@@ -22,19 +22,34 @@ class Pruned:
     freed_bytes: int
 
 
-def checkpoint_of(trial: TrialInfo) -> Path:
-    """The trial's saved final policy, or ArtifactError saying why there is none."""
+def checkpoint_of(trial: TrialInfo, sweep: str = "", artifacts: Path | None = None) -> Path:
+    """The trial's saved final policy, or ArtifactError saying why there is none. With `artifacts`
+    (the agents' artifact folder as this box mounts it), the path is looked up under that folder."""
     path = trial.metrics.get("checkpoint") if trial.metrics else None
     if trial.status != "succeeded" or not path:
         raise ArtifactError(f"trial {trial.number} is {trial.status} and saved no checkpoint")
+    if artifacts is not None:
+        path = seen_from(Path(path), sweep, trial.number, artifacts)
     if not Path(path).is_file():
-        raise ArtifactError(f"trial {trial.number}'s checkpoint {path} is gone (pruned or deleted)")
+        raise ArtifactError(f"trial {trial.number}'s checkpoint {path} is gone (pruned or deleted"
+                            + (")" if artifacts is not None else ", or on another box's disk: --artifacts DIR)"))
     return Path(path)
 
 
-def export_checkpoint(trial: TrialInfo, dest: Path) -> Path:
-    """Copy the trial's checkpoint to `dest` (a file, or a folder that receives `policy.pt`)."""
-    source = checkpoint_of(trial)
+def seen_from(path: Path, sweep: str, number: int, artifacts: Path) -> Path:
+    """`path`, a file an agent wrote under its artifact folder (`<folder>/<sweep>/trial-<n>/...`), as
+    this box sees it under `artifacts`, the same folder mounted here (a shared disk)."""
+    parts = path.parts
+    for i in range(len(parts) - 1):
+        if parts[i] == sweep and parts[i + 1] == f"trial-{number}":
+            return artifacts.joinpath(*parts[i:])
+    raise ArtifactError(f"trial {number}'s checkpoint {path} is not under an artifact folder's {sweep}/trial-{number}/")
+
+
+def export_checkpoint(trial: TrialInfo, dest: Path, *, sweep: str = "", artifacts: Path | None = None) -> Path:
+    """Copy the trial's checkpoint to `dest` (a file, or a folder that receives `policy.pt`), found
+    under `artifacts` when given (see `checkpoint_of`)."""
+    source = checkpoint_of(trial, sweep, artifacts)
     target = dest / source.name if dest.is_dir() else dest
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(source, target)

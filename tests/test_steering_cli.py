@@ -7,6 +7,7 @@ each test sees exactly what a command did to a trial in flight."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from toy import write_toy_sweep
 from sweepd.advisor import propose
 from sweepd.store import db
 from sweepd.store.audit import events
+from sweepd.store.enqueue import enqueue_trials
 from sweepd.store.history import Evidence, Proposal, sweep_history
 from sweepd.store.leasing import Holder, lease_trial
 from sweepd.store.review import list_trials
@@ -292,3 +294,54 @@ def test_warm_start_gives_a_param_the_old_sweep_did_not_search_its_centre(engine
     assert done.returncode == 0, done.stderr
     (imported,) = list_trials(engine, find_sweep(engine, "both").id)
     assert imported.params == {**lease.params, "train.batch": 64}
+
+
+def test_best_prints_the_seed_averaged_best_config_at_a_cost_as_json_args_and_a_sweep_file(tmp_path):
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    launch_toy(tmp_path, url, trials=10)
+    engine = db.open_store(url)
+    sweep = find_sweep(engine, "toy")
+    cheap, dear, cut = ({"train.lr": 0.004, "train.batch": 32}, {"train.lr": 0.02, "train.batch": 128},
+                        {"train.lr": 0.05, "train.batch": 16})
+    enqueue_trials(engine, sweep.id, [cheap, dear, cheap, cut])
+    for slot, (score, cost, truncated) in enumerate([(0.5, 10.0, False), (0.8, 100.0, False), (0.7, 12.0, False),
+                                                     (0.95, 50.0, True)]):
+        lease = lease_trial(engine, holder(slot), propose)
+        assert start_trial(engine, lease) and finish_trial(engine, lease, score, cost, truncated=truncated)
+    overall = json.loads(sweepd(url, "best", "toy", "--format", "json").stdout)
+    assert (overall["params"], overall["score"], overall["trials"]) == (dear, 0.8, [2])  # the cut run is no rerun
+    at = sweepd(url, "best", "toy", "--at-cost", "1m", "--format", "json")
+    chosen = json.loads(at.stdout)
+    assert (chosen["params"], chosen["seeds"], chosen["trials"]) == (cheap, 2, [1, 3])
+    assert chosen["score"] == pytest.approx(0.6) and chosen["cost"] == pytest.approx(11.0)
+    assert chosen["config"]["train"]["steps"] == 3 and chosen["config"]["train"]["lr"] == 0.004
+    args = sweepd(url, "best", "toy", "--at-cost", "60", "--format", "args")
+    assert args.stdout.strip() == "--train.batch 32 --train.lr 0.004"
+    rerun = tmp_path / "rerun.toml"
+    rerun.write_text(sweepd(url, "best", "toy", "--at-cost", "60").stdout)
+    launched = sweepd(url, "launch", str(rerun), "--detach", "--name", "rerun", "--no-wandb")
+    assert launched.returncode == 0, launched.stderr
+    again = lease_trial(engine, holder(9), propose, sweep_ids=[find_sweep(engine, "rerun").id])
+    assert again.max_trials == 1 and again.params == pytest.approx(cheap, rel=1e-12)  # its first trial: the best
+    none = sweepd(url, "best", "toy", "--at-cost", "5s")
+    assert (none.returncode, none.stderr.strip()) == (1, "error: sweep toy has no full-length result at or under 5 s")
+    engine.dispose()
+
+
+def test_export_reads_a_checkpoint_from_the_shared_artifact_folder_another_box_wrote(tmp_path):
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    engine = db.open_store(url)
+    sweep = create_sweep(engine, SPEC, owner="tester")
+    written = tmp_path / "box-a" / "artifacts" / sweep.name / "trial-1" / "policy.pt"  # as the agent's box saw it
+    lease = lease_trial(engine, holder(0), counting_proposer)
+    assert start_trial(engine, lease) and finish_trial(engine, lease, 1.0, 2.0, metrics={"checkpoint": str(written)})
+    shared = tmp_path / "mnt" / "team-artifacts"  # the same folder, mounted elsewhere on this box
+    (shared / sweep.name / "trial-1").mkdir(parents=True)
+    (shared / sweep.name / "trial-1" / "policy.pt").write_bytes(b"weights")
+    lost = sweepd(url, "export", sweep.name, "--trial", "1", "--out", str(tmp_path / "out.pt"))
+    assert lost.returncode == 1 and "on another box's disk: --artifacts DIR" in lost.stderr
+    done = sweepd(url, "export", sweep.name, "--trial", "1", "--out", str(tmp_path / "out.pt"), "--artifacts",
+                  str(shared))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out.pt").read_bytes() == b"weights"
+    engine.dispose()

@@ -6,6 +6,7 @@ Every command, in the order `sweepd --help` lists them, and the module that hold
 - files.py        validate, show, convert          sweep files, nothing run or written
 - run.py          launch, agent                    run trials (sweepd/foreground.py, sweepd/agent.py)
 - results.py      status, pareto, dashboard, baselines
+- choose.py       best
 - control.py      pause, resume, stop, retry, extend, enqueue
 - boxes.py        boxes, reserve, release, events
 - checkpoints.py  export, prune
@@ -19,7 +20,7 @@ import sys
 
 import typer
 
-from sweepd.cli import boxes, checkpoints, control, database, files, results, run
+from sweepd.cli import boxes, checkpoints, choose, control, database, files, results, run
 from sweepd.cli.output import CommandError, UsageError, error
 from sweepd.errors import first_line
 from sweepd.settings import SpecError
@@ -32,9 +33,9 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True, rich_markup_
 app.add_typer(db_app, name="db")
 
 for command in (files.validate, files.show, files.convert, run.launch, run.agent, results.status,
-                results.pareto, results.dashboard, control.pause, control.resume, control.stop, control.retry,
-                control.extend, control.enqueue, boxes.boxes, boxes.reserve,
-                boxes.release, boxes.events, checkpoints.export, checkpoints.prune, results.baselines):
+                results.pareto, choose.best, results.dashboard, control.pause, control.resume, control.stop,
+                control.retry, control.extend, control.enqueue, boxes.boxes, boxes.reserve, boxes.release,
+                boxes.events, checkpoints.export, checkpoints.prune, results.baselines):
     app.command()(command)
 db_app.command("upgrade")(database.db_upgrade)
 

@@ -15,9 +15,14 @@ def export(
     sweep: Annotated[str, typer.Argument(help="A sweep name or id.")],
     trial: Annotated[int, typer.Option("--trial", help="The trial number (see `sweepd status SWEEP`).")],
     out: Annotated[Path, typer.Option(help="File or folder to copy the policy to.")] = Path("."),
+    artifacts: Annotated[Path | None, typer.Option(
+        "--artifacts", help="The agents' artifact folder as this box mounts it (a shared "
+                                                       "disk): the checkpoint is read from <DIR>/SWEEP/trial-N/.")]
+    = None,
     db: DbOption = None,
 ) -> None:
-    """Copy a finished trial's final policy (PyTorch state_dict) out of the sweep's artifacts."""
+    """Copy a finished trial's final policy (PyTorch state_dict) out of the sweep's artifacts (the
+    agent's box wrote them under its $SWEEPD_HOME/artifacts; from another box pass --artifacts)."""
     from sweepd.artifacts import export_checkpoint
     from sweepd.store.review import list_trials
     from sweepd.store.sweeps import find_sweep
@@ -27,7 +32,8 @@ def export(
     match = [t for t in list_trials(engine, info.id) if t.number == trial]
     if not match:
         raise UsageError(f"sweep {info.name} has no trial {trial}")
-    console.print(f"trial {trial} of {info.name} -> {export_checkpoint(match[0], out)}")
+    console.print(f"trial {trial} of {info.name} -> "
+                  f"{export_checkpoint(match[0], out, sweep=info.name, artifacts=artifacts)}")
 
 
 def prune(
