@@ -56,8 +56,8 @@ _BEAT_METRICS = _BEAT.values(metrics=bindparam("b_metrics"))
 _FINISH = update(Trial).where(*_GUARD).values(
     status=SUCCEEDED, score=bindparam("b_score"), cost=bindparam("b_cost"), score_stderr=bindparam("b_stderr"),
     spent=Trial.spent + bindparam("b_spent", type_=Float), truncated=bindparam("b_truncated"),
-    metrics=bindparam("b_metrics"), finished_at=epoch_now(), lock_expires_at=None, failure_reason=None,
-    failure_category=None)
+    stopped=bindparam("b_stopped"), steps=bindparam("b_steps", type_=Float), metrics=bindparam("b_metrics"),
+    finished_at=epoch_now(), lock_expires_at=None, failure_reason=None, failure_category=None)
 # What ending an attempt needs to know of its row (read under the row's lock).
 _ATTEMPT = (Trial.id, Trial.sweep_id, Trial.number, Trial.attempts, Trial.box, Trial.lock_owner, Trial.lock_token,
             Trial.started_at, Trial.heartbeat_at)
@@ -89,17 +89,31 @@ def heartbeat_trial(engine: Engine, lease: Lease, lease_seconds: float,
 
 
 def finish_trial(engine: Engine, lease: Lease, score: float, cost: float, *, score_stderr: float | None = None,
-                 truncated: bool = False, metrics: dict[str, Any] | None = None) -> bool:
-    """running -> succeeded with its result. False: the lease was lost and the result dropped."""
+                 truncated: bool = False, metrics: dict[str, Any] | None = None, steps: float | None = None,
+                 stop_reason: str | None = None, actor: str = "agent") -> bool:
+    """running -> succeeded with its result. False: the lease was lost and the result dropped.
+
+    `steps`: the steps it trained (None: the trainer did not say). `stop_reason`: why it was
+    stopped early on the searcher's word (None: it was not); such a trial is recorded stopped and
+    truncated, counts in the budget at what it spent, and leaves a `trial_stopped_early` event.
+    """
+    stopped = stop_reason is not None
     with dialect(engine).statements(engine) as statements:
         done = statements.conn.execute(_FINISH, {
             **_guard(lease), "b_score": score, "b_cost": cost, "b_spent": finite(cost) or 0.0,
-            "b_stderr": finite(score_stderr), "b_truncated": truncated, "b_metrics": metrics or {}}).rowcount == 1
-        if done and (lease.max_trials or lease.max_total_cost):  # a sweep without a budget never finishes
+            "b_stderr": finite(score_stderr), "b_truncated": truncated or stopped, "b_stopped": stopped,
+            "b_steps": finite(steps), "b_metrics": metrics or {}}).rowcount == 1
+        if done and (stopped or lease.max_trials or lease.max_total_cost):
             # Where the result committed by itself (PostgreSQL) this runs after it: of two last
             # trials finishing at once, the second to take the sweep's lock sees both results.
             with statements.transaction() as tx:
-                finish_sweep_if_spent(tx, lease.sweep_id, "agent")
+                if stopped:
+                    trained = f", {steps:.0f} steps" if finite(steps) is not None else ""
+                    record_event(tx, clock(tx), actor, "trial_stopped_early",
+                                 f"trial {lease.number} at {cost:.1f} s{trained}: {stop_reason}",
+                                 sweep_id=lease.sweep_id, trial_id=lease.trial_id)
+                if lease.max_trials or lease.max_total_cost:  # a sweep without a budget never finishes
+                    finish_sweep_if_spent(tx, lease.sweep_id, actor)
         return done
 
 
