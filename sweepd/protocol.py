@@ -8,6 +8,11 @@ hand, with no such fd, writes them to stdout): `started`, then `progress` points
 worker's, `parse_event` the agent's. Command trainers reach the worker through the same
 environment variable with `sweepd.report.report()`.
 
+The agent's one message back is `STOP_SIGNAL`, sent to the worker process alone (never its
+process group: PufferLib's env processes and a command's children have no handler for it): stop
+training early, evaluate as usual and report a result with `stopped: true` (and `truncated: true`)
+and the `steps` trained (sweepd/worker/stopping.py).
+
 Imports only the standard library: the worker loads it before torch, and the cost clock of a
 trial starts at the worker process's start, so every import here is paid by every trial.
 """
@@ -17,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +31,7 @@ from typing import Any
 from sweepd.jsonsafe import json_safe
 
 REPORT_FD_ENV = "SWEEPD_REPORT_FD"
+STOP_SIGNAL = signal.SIGUSR1       # agent -> worker process: stop training early (the searcher said so)
 EVENTS = ("started", "progress", "result", "failed")
 # The failure categories a worker may report: the same strings as the store's (sweepd.store.models),
 # which the worker cannot import without paying for SQLAlchemy in every trial's cost.
@@ -159,7 +166,8 @@ def parse_event(line: bytes) -> dict[str, Any] | None:
     a JSON object with a known `event` is ignored; numbers that are missing, not numbers or not
     finite become None (PostgreSQL's JSON has no NaN: one would fail every heartbeat); a failure
     category other than setup or hyperparameter becomes hyperparameter; a result without a finite
-    score becomes a failure saying so. Everything else is kept, made JSON-safe.
+    score becomes a failure saying so; a result's `stopped` and `truncated` are booleans (a stopped
+    result is truncated) and its `steps` a number >= 0 or None. Everything else is kept, made JSON-safe.
     """
     try:
         message = json.loads(line)
@@ -180,8 +188,12 @@ def parse_event(line: bytes) -> dict[str, Any] | None:
             return {"event": "failed", "category": HYPERPARAMETER if diverged else SETUP,
                     "reason": f"worker reported a result without a finite score (score: {score!r})"}
         cost = _number(event.get("cost"))
+        steps = _number(event.get("steps"))
+        stopped = event.get("stopped") is True
         event.update(score=float(score), score_stderr=_number(event.get("score_stderr")),
-                     cost=cost if cost is not None and cost >= 0 else None, truncated=event.get("truncated") is True)
+                     cost=cost if cost is not None and cost >= 0 else None, stopped=stopped,
+                     truncated=stopped or event.get("truncated") is True,
+                     steps=steps if steps is not None and steps >= 0 else None)
     elif kind == "failed":
         reason = event.get("reason")
         event["reason"] = reason if isinstance(reason, str) and reason.strip() else "worker reported a failure"

@@ -11,12 +11,15 @@ from sweepd.protocol import SETUP, EventWriter, TrialFailed, TrialFormatError, T
 from sweepd.worker.clock import WORKER_START, CostClock
 from sweepd.worker.command import run_command
 from sweepd.worker.puffer import run_puffer
+from sweepd.worker.stopping import StopRequest
 
 
 def main() -> int:
     """Run the trial on stdin; returns the process exit status."""
     die_with_parent()  # first: a worker must not outlive its agent (sweepd/lifeline.py)
     clock_start = WORKER_START
+    stop = StopRequest()
+    stop.install()  # before the trial is read: the agent's stop signal must never meet its default action
     events = EventWriter.from_env()
     try:
         trial = TrialPayload.from_json(json.load(sys.stdin))
@@ -26,9 +29,9 @@ def main() -> int:
     clock = CostClock(start=clock_start, cap=trial.cost_cap)
     try:
         if trial.trainer == "puffer":
-            run_puffer(trial, events, clock)
+            run_puffer(trial, events, clock, stop)
         else:
-            run_command(trial, events, clock)
+            run_command(trial, events, clock, stop)
     except TrialFailed as failure:
         events.emit("failed", reason=failure.reason, category=failure.category)
         print(f"sweepd worker: trial failed ({failure.category}): {failure.reason}", file=sys.stderr)

@@ -1,6 +1,6 @@
 """Trainer "command": run the user's command with the trial's values in its arguments, relay the
 scores it reports (stdout JSON lines or `sweepd.report.report()`), stop its process group at the
-cost cap, and report its last score."""
+cost cap or when the agent asks to stop early (sweepd/worker/stopping.py), and report its last score."""
 
 from __future__ import annotations
 
@@ -21,6 +21,10 @@ from typing import Any
 from sweepd.lifeline import launcher_argv, lifeline_env
 from sweepd.protocol import HYPERPARAMETER, REPORT_FD_ENV, SETUP, EventWriter, TrialFailed, TrialPayload
 from sweepd.worker.clock import COMMAND_KILL_BEFORE_S, COMMAND_TERM_BEFORE_S, CostClock
+from sweepd.worker.stopping import StopRequest
+
+# Why the relay ended the command before it ended by itself.
+AT_CAP, STOPPED_EARLY = "cap", "stopped"
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][\w]*)(?:\.([A-Za-z_][\w]*))?\}")
 
@@ -88,8 +92,9 @@ class CommandReports:
         return True
 
 
-def run_command(trial: TrialPayload, events: EventWriter, clock: CostClock) -> None:
-    """Run the trial's command, relay its reports, stop it at the cap, report its score."""
+def run_command(trial: TrialPayload, events: EventWriter, clock: CostClock, stop: StopRequest) -> None:
+    """Run the trial's command, relay its reports, stop it at the cap or on the agent's `stop`,
+    report its score (after a stop, its last report stands as a truncated, stopped result)."""
     try:
         argv = fill_command(trial.command, trial)
         trial.artifact_dir.mkdir(parents=True, exist_ok=True)
@@ -129,14 +134,14 @@ def run_command(trial: TrialPayload, events: EventWriter, clock: CostClock) -> N
     events.emit("started", time=time.time())
     start = time.time()
     reports = CommandReports()
-    stopped_at_cap = _relay(proc, report_read, reports, events, clock)
+    ended_by = _relay(proc, report_read, reports, events, clock, stop)
     returncode = proc.wait()
     train_seconds = time.time() - start
 
-    if stopped_at_cap:
+    if ended_by is not None:
         if reports.score is None:
-            raise TrialFailed(HYPERPARAMETER,
-                              f"no score reported before the cost cap ({trial.cost_cap:.0f} s)")
+            raise TrialFailed(HYPERPARAMETER, f"no score reported before the cost cap ({trial.cost_cap:.0f} s)"
+                              if ended_by == AT_CAP else "stopped early before it reported a score")
     elif returncode < 0:
         # A signal (SIGSEGV, the OOM killer's SIGKILL) is the config's doing even before the first
         # report: a broken install exits with an error code instead.
@@ -148,25 +153,29 @@ def run_command(trial: TrialPayload, events: EventWriter, clock: CostClock) -> N
         raise TrialFailed(SETUP, "command exited 0 without reporting a score (see sweepd/report.py)")
     events.emit("result", score=reports.score, score_stderr=0.0, per_seed=[reports.score],
                 cost=clock.elapsed(), train_seconds=train_seconds, eval_seconds=0.0, steps=reports.step,
-                truncated=stopped_at_cap and not reports.final, checkpoint=reports.checkpoint)
+                truncated=ended_by is not None and not reports.final,
+                stopped=ended_by == STOPPED_EARLY and not reports.final, checkpoint=reports.checkpoint)
 
 
 def _relay(proc: subprocess.Popen[bytes], report_fd: int, reports: CommandReports, events: EventWriter,
-           clock: CostClock) -> bool:
-    """Relay reports from the command's stdout and report fd until it ends; True when it was
-    stopped at the cost cap."""
+           clock: CostClock, stop: StopRequest) -> str | None:
+    """Relay reports from the command's stdout and report fd until it ends; AT_CAP or STOPPED_EARLY
+    when the relay ended it (SIGTERM to its process group, SIGKILL 0.75 s later), else None."""
     assert proc.stdout is not None
     selector = selectors.DefaultSelector()
     pending = {proc.stdout.fileno(): b"", report_fd: b""}
     for fd in pending:
         selector.register(fd, selectors.EVENT_READ)
+    selector.register(stop.fd, selectors.EVENT_READ)  # wakes the select below at the agent's word
     term_at, kill_at = clock.at(COMMAND_TERM_BEFORE_S), clock.at(COMMAND_KILL_BEFORE_S)
-    stopped = False
+    ended_by: str | None = None
     while pending or proc.poll() is None:
         now = time.time()
-        if not stopped and now >= term_at:
-            stopped = True
+        if ended_by is None and (stop.requested or now >= term_at):
+            ended_by = STOPPED_EARLY if stop.requested and now < term_at else AT_CAP
+            kill_at = min(kill_at, now + COMMAND_TERM_BEFORE_S - COMMAND_KILL_BEFORE_S)
             _signal_group(proc, signal.SIGTERM)
+        stopped = ended_by is not None
         if stopped and now >= kill_at:
             if proc.poll() is None:
                 _signal_group(proc, signal.SIGKILL)
@@ -180,6 +189,9 @@ def _relay(proc: subprocess.Popen[bytes], report_fd: int, reports: CommandReport
             continue
         for key, _ in selector.select(timeout=timeout):
             fd = key.fd
+            if fd == stop.fd:
+                stop.drain()
+                continue
             data = os.read(fd, 65536)
             if not data:
                 selector.unregister(fd)
@@ -190,7 +202,7 @@ def _relay(proc: subprocess.Popen[bytes], report_fd: int, reports: CommandReport
             _handle_lines(b"\n".join(lines), fd == report_fd, reports, events, clock)
     selector.close()
     os.close(report_fd)
-    return stopped
+    return ended_by
 
 
 def _read_all(fd: int) -> str:

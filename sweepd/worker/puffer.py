@@ -11,6 +11,7 @@ from typing import Any
 from sweepd.protocol import HYPERPARAMETER, SETUP, EventWriter, TrialFailed, TrialFormatError, TrialPayload
 from sweepd.worker.clock import REPORT_MARGIN_S, CostClock, FirstEpochWatch
 from sweepd.worker.evaluation import EpisodeLog, EvalEstimate, eval_seeds, evaluate_policy
+from sweepd.worker.stopping import StopRequest
 
 EPOCH_SAFETY = 1.25           # the next epoch may take this much longer than the last one
 
@@ -113,8 +114,12 @@ def _build_failure(exc: Exception) -> TrialFailed:
     return TrialFailed(category, f"{type(exc).__name__}: {exc}")
 
 
-def run_puffer(trial: TrialPayload, events: EventWriter, clock: CostClock) -> None:
-    """Train PufferLib PPO on the trial's env family, evaluate, save the policy, report."""
+def run_puffer(trial: TrialPayload, events: EventWriter, clock: CostClock, stop: StopRequest) -> None:
+    """Train PufferLib PPO on the trial's env family, evaluate, save the policy, report.
+
+    Training ends at `total_timesteps`, before an epoch that would leave too little time to
+    evaluate under the cap, or before the next epoch once the agent asked to stop early (`stop`);
+    the last two report a truncated result at the steps trained, the last one `stopped` too."""
     # Building the env and policy: see `_build_failure` for which failures pause the sweep.
     try:
         device = _select_device(trial.device)
@@ -161,9 +166,12 @@ def run_puffer(trial: TrialPayload, events: EventWriter, clock: CostClock) -> No
     epoch_seconds = 0.0
     rollout_seconds, rollout_steps = 0.0, 0
     last_progress_step = -1
-    truncated = False
+    truncated = stopped = False
     try:
         while trainer.global_step < total_timesteps:
+            if stop.requested:
+                truncated = stopped = True
+                break
             estimate.episode_length = curve.mean_length()
             reserve = estimate.seconds(trial.eval_episodes, trial.eval_seeds)
             if clock.remaining() < EPOCH_SAFETY * epoch_seconds + reserve:
@@ -217,7 +225,7 @@ def run_puffer(trial: TrialPayload, events: EventWriter, clock: CostClock) -> No
     events.emit("result", score=score, score_stderr=stderr, per_seed=scores,
                 eval_episodes_done=episodes_done, cost=clock.elapsed(), train_seconds=train_seconds,
                 train_cpu_seconds=train_cpu_seconds, eval_seconds=eval_seconds,
-                steps=int(trainer.global_step), truncated=truncated, checkpoint=str(checkpoint))
+                steps=int(trainer.global_step), truncated=truncated, stopped=stopped, checkpoint=str(checkpoint))
 
 
 def _emit_progress(events: EventWriter, step: int, curve: EpisodeLog, clock: CostClock) -> int:
