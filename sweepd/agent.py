@@ -34,17 +34,18 @@ from typing import Any, Protocol
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from sweepd.advisor import ProposalFailed, propose
+from sweepd.advisor import ProposalFailed, StopAdvisor, propose
 from sweepd.errors import first_line
 from sweepd.host import current_user, visible_gpus
-from sweepd.protocol import TrialPayload
+from sweepd.protocol import STOP_SIGNAL, TrialPayload
 from sweepd.settings import SweepSettings
 from sweepd.spec import SweepSpec
 from sweepd.store.boxes import heartbeat_box, register_box
 from sweepd.store.db import data_dir
+from sweepd.store.history import history_version, sweep_history
 from sweepd.store.leasing import Holder, Lease, lease_trial
 from sweepd.store.models import INFRA, SETUP, SWEEP_PAUSED, SWEEP_RUNNING
-from sweepd.store.sweeps import NotFound, set_sweep_status, sweep_statuses
+from sweepd.store.sweeps import NotFound, find_sweep, set_sweep_status, sweep_statuses
 from sweepd.store.transitions import fail_trial, finish_trial, heartbeat_trial, reap_expired, start_trial
 from sweepd.worker.clock import process_start_time
 from sweepd.worker_process import WORKER_COMMAND, Worker, log_tail, start_process
@@ -114,6 +115,8 @@ class Agent:
         self._empty: set[int] = set()  # slots whose last ask found no work
         self._backoff = 0.0            # current retry delay while the database is unreachable
         self._reap_after = 0.0         # monotonic time before which this agent does not reap
+        self.advisor = StopAdvisor()   # stop decisions: a searcher per sweep, kept until a trial finishes
+        self._undecidable: set[int] = set()  # trials whose stop decision raised: they run to their end
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -286,7 +289,37 @@ class Agent:
             worker.buffer += chunk
             *lines, worker.buffer = worker.buffer.split(b"\n")
             for line in lines:
-                worker.take_report(line)
+                if worker.take_report(line) == "progress":
+                    self._consider_stopping(worker)
+
+    def _consider_stopping(self, worker: Worker) -> None:
+        """Put the trial's curve so far to its sweep's searcher (sweepd/advisor.py); on its word,
+        ask the worker to stop early: STOP_SIGNAL to the worker process alone, never its group (its
+        children have no handler for it). The worker stops training, evaluates, reports a result."""
+        lease = worker.lease
+        if worker.early_stop is not None or worker.ended_at is not None or worker.stop_reason is not None \
+                or lease.trial_id in self._undecidable:
+            return
+        try:
+            # The whole history only when a trial finished since the last decision on this sweep.
+            history = self.advisor.kept_history(lease.sweep_id, history_version(self.engine, lease.sweep_id)) \
+                or sweep_history(self.engine, lease.sweep_id)
+            decision = self.advisor.should_stop(find_sweep(self.engine, lease.sweep_id), history,
+                                                lease.params, lease.kind, worker.curve)
+        except DBAPIError as exc:
+            self._database_down(exc)
+            return
+        except Exception as exc:  # the sweep's searcher or spec: the trial runs on, the agent serves on
+            self._undecidable.add(lease.trial_id)
+            frames = traceback.extract_tb(exc.__traceback__)
+            where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+            self.log(f"trial {worker.label}: no stop decision, it runs to its end: "
+                     f"{type(exc).__name__}: {first_line(exc)}{where}")
+            return
+        if decision.stop:
+            worker.early_stop = decision.reason
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker.proc.pid, STOP_SIGNAL)
 
     # --- exits --------------------------------------------------------------------------------
 
@@ -337,11 +370,18 @@ class Agent:
             result = worker.result
             metrics.update({k: v for k, v in result.items() if k not in ("event", "score", "cost")})
             score, cost = result["score"], min(result["cost"] if result["cost"] is not None else elapsed, most)
+            # Stopped early: the worker says it stopped on this agent's word (not at the cap or its end).
+            stop_reason = (worker.early_stop or "stopped early") if result["stopped"] else None
             recorded = self._write(lambda: finish_trial(self.engine, lease, score, cost,
                                                         score_stderr=result["score_stderr"],
-                                                        truncated=result["truncated"], metrics=metrics), lease)
+                                                        truncated=result["truncated"], metrics=metrics,
+                                                        steps=result["steps"], stop_reason=stop_reason,
+                                                        actor=self.id), lease)
             if recorded is False:  # the token was rejected: another agent took the trial meanwhile
                 self.log(f"trial {label}: lease lost, result not recorded (score {score:.4g})")
+                return
+            if stop_reason is not None:
+                self.log(f"trial {label} stopped early at {cost:.0f} s ({stop_reason}); score {score:.4g}")
                 return
             self.log(f"trial {label}: score {score:.4g} in {cost:.0f} s"
                      + (" (truncated at the cost cap)" if result["truncated"] else "")

@@ -40,6 +40,15 @@ class SweepSettings:
     max_total_cost: float = 0.0
     num_random_samples: int = 4
     resample_frequency: int = 5
+    # Early stopping (sweepd/advisor.py): "on" ends a running trial the searcher gives less than
+    # early_stop_probability of improving the front at its planned cost, once it has trained
+    # early_stop_min_fraction of its run; "off" never. curve_points: points of each finished
+    # trial's learning curve the searcher learns from (0: final results only). The carbs
+    # searcher's options of the same names (sweepd/search/carbs.py); other searchers ignore them.
+    early_stopping: str = "on"
+    early_stop_probability: float = 0.01
+    early_stop_min_fraction: float = 0.25
+    curve_points: int = 3
     eval_episodes: int = 8
     eval_seeds: int = 2
     priority: int = 0

@@ -419,6 +419,16 @@ def _settings(table: dict[str, Any], chain: tuple[Path, ...], sources: SourceLin
                    f"max_suggestion_cost must be > 0 seconds, got {settings.max_suggestion_cost}")
     if settings.cost_tolerance < 1:
         raise fail("cost_tolerance", f"cost_tolerance must be >= 1, got {settings.cost_tolerance}")
+    if settings.early_stopping not in ("on", "off"):
+        raise fail("early_stopping", f"early_stopping must be \"on\" or \"off\", got {settings.early_stopping!r}")
+    if not 0 < settings.early_stop_probability < 1:
+        raise fail("early_stop_probability",
+                   f"early_stop_probability must be in (0, 1), got {settings.early_stop_probability}")
+    if not 0 < settings.early_stop_min_fraction <= 1:
+        raise fail("early_stop_min_fraction",
+                   f"early_stop_min_fraction must be in (0, 1], got {settings.early_stop_min_fraction}")
+    if settings.curve_points < 0:
+        raise fail("curve_points", f"curve_points must be >= 0, got {settings.curve_points}")
     for key in ("max_trials", "num_random_samples", "resample_frequency", "eval_episodes", "eval_seeds",
                 "max_slots"):
         if getattr(settings, key) < 0 or (key in ("eval_episodes", "eval_seeds") and getattr(settings, key) < 1):

@@ -46,6 +46,7 @@ class Worker:
     curve: list[list[float]] = field(default_factory=list)
     last_progress: dict[str, Any] = field(default_factory=dict)
     stop_reason: str | None = None     # why the agent is stopping it (shutdown, lease lost, ...)
+    early_stop: str | None = None      # why the searcher asked it to stop early (sweepd/advisor.py)
     term_sent_at: float | None = None
     ended_at: float | None = None      # when it reported its result or failure: it only has to exit now
     timed_out: bool = False            # killed at `kill_at` without having reported an end
@@ -64,12 +65,12 @@ class Worker:
     def label(self) -> str:
         return f"{self.lease.sweep_name}#{self.lease.number}"
 
-    def take_report(self, line: bytes) -> None:
-        """Fold one line of the report pipe into this worker's state (lines that are no
-        protocol event are ignored)."""
+    def take_report(self, line: bytes) -> str | None:
+        """Fold one line of the report pipe into this worker's state; the event's kind ("progress"
+        only when it added a learning-curve point), None for a line that is no protocol event."""
         event = parse_event(line)
         if event is None:
-            return
+            return None
         kind, now = event["event"], time.time()
         if kind == "progress":
             self.timeline.setdefault("first_progress", now)
@@ -81,17 +82,19 @@ class Worker:
                 self.curve.append([step, event["score"], elapsed])
                 if len(self.curve) > CURVE_POINTS:
                     self.curve = self.curve[::2]
-            return
+                return kind
+            return None
         self.timeline[kind] = now
         if kind == "started":
             self.training_started = True
-            return
+            return kind
         if self.ended_at is None:
             self.ended_at = time.monotonic()
         if kind == "result":
             self.result = event
         else:
             self.failure = event
+        return kind
 
     def exit_failure(self, code: int, tail: list[str]) -> tuple[str, str]:
         """The failure (reason, category) of a worker that exited with `code` and no result that

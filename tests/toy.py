@@ -3,7 +3,9 @@
 The trainer reports JSON lines like any user script (sweepd/report.py) and leaves its pid in
 `<artifact_dir>/runs` (one line per run of the trial), so tests can find, freeze or kill it.
 Knobs (environment): TOY_STEP_SECONDS (sleep per step, default 0.05), TOY_SEGV_TRIAL (the trial
-id that segfaults at step 2), TOY_CRASH_AFTER_FIRST_STEP (exit 3 once training has reported).
+id that segfaults at step 2), TOY_CRASH_AFTER_FIRST_STEP (exit 3 once training has reported),
+TOY_HOPELESS_TRIAL (the trial id whose curve stays at -5, far below any other, and whose steps
+take 5x as long: a run early stopping should end).
 """
 
 from __future__ import annotations
@@ -21,15 +23,16 @@ os.makedirs(art, exist_ok=True)
 with open(os.path.join(art, "runs"), "a") as f:
     f.write(f"{os.getpid()}\\n")
 pause = float(os.environ.get("TOY_STEP_SECONDS", "0.05"))
+hopeless = os.environ.get("TOY_HOPELESS_TRIAL") == str(trial)
 for step in range(1, steps + 1):
     if os.environ.get("TOY_SEGV_TRIAL") == str(trial) and step == 2:
         os.kill(os.getpid(), signal.SIGSEGV)
-    time.sleep(pause)
-    print(json.dumps({"step": step, "score": step * 0.01 - abs(lr - 0.01)}), flush=True)
+    time.sleep(pause * (5 if hopeless else 1))
+    print(json.dumps({"step": step, "score": -5.0 if hopeless else step * 0.01 - abs(lr - 0.01)}), flush=True)
     if os.environ.get("TOY_CRASH_AFTER_FIRST_STEP"):  # a bug that bites once training runs
         sys.exit(3)
 # Which run's result the database keeps is told by the checkpoint it names.
-print(json.dumps({"step": steps, "score": steps * 0.01 - abs(lr - 0.01), "final": True,
+print(json.dumps({"step": steps, "score": -5.0 if hopeless else steps * 0.01 - abs(lr - 0.01), "final": True,
                   "checkpoint": f"run-{os.getpid()}"}), flush=True)
 """
 
