@@ -52,3 +52,14 @@ def test_debug_prints_an_internal_errors_traceback(url, args, env):
 def test_an_expected_error_stays_one_line_even_with_debug(url):
     done = sweepd("--debug", "status", "nope", "--db", url)
     assert (done.returncode, done.stderr.strip()) == (1, "error: no sweep 'nope'; recent: broken")
+
+
+@pytest.mark.parametrize("args", [["stop", "s"], ["retry", "s"], ["pause", "s"], ["resume", "s"],
+                                  ["extend", "s", "--trials", "1"], ["enqueue", "s", "train.x=1"],
+                                  ["best", "s"], ["reserve", "box-1", "--for", "1h"], ["release", "box-1"]])
+def test_commands_that_change_a_sweep_or_box_refuse_a_sqlite_file_that_is_not_there(args, tmp_path):
+    typo = tmp_path / "typo.db"
+    done = sweepd(*args, "--db", f"sqlite:///{typo}")
+    assert (done.returncode, done.stderr.strip()) == (1, f"error: no database at {typo}; launch a sweep first or "
+                                                         f"pass --db")
+    assert not typo.exists()

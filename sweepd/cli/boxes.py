@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from sweepd.cli.options import DbOption, JsonOption, duration, existing_engine, open_engine
+from sweepd.cli.options import DbOption, JsonOption, duration, existing_engine
 from sweepd.cli.output import console, print_json
 
 
@@ -41,7 +41,7 @@ def reserve(
     from sweepd.store.boxes import reserve_box
 
     seconds = duration(duration_text)
-    made = reserve_box(open_engine(db), box, current_user(), seconds, slots=slots, note=note, force=force)
+    made = reserve_box(existing_engine(db), box, current_user(), seconds, slots=slots, note=note, force=force)
     if as_json:
         print_json(asdict(made))
         return
@@ -59,7 +59,7 @@ def release(
     from sweepd.host import current_user
     from sweepd.store.boxes import release_box
 
-    ended = release_box(open_engine(db), box, current_user(), force=force, note=note)
+    ended = release_box(existing_engine(db), box, current_user(), force=force, note=note)
     console.print(f"released {box}: " + ", ".join(f"{r.user}'s reservation" for r in ended))
 
 

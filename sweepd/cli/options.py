@@ -30,6 +30,10 @@ WandbProjectOption = Annotated[str | None, typer.Option(help="wandb project (def
 SlotsOption = Annotated[int | None, typer.Option(
     min=1, help="How many trials at once (default: one per visible GPU, or 1). Giving --slots runs trials "
                 "on CPU, even on a GPU box.")]
+TrialsPerGpuOption = Annotated[int | None, typer.Option(
+    min=1, help="Trials at once on each GPU (each slot pinned to its GPU by CUDA_VISIBLE_DEVICES; "
+                "`sweepd boxes` shows them as GPU:slot). Default: the sweep file's trials_per_gpu "
+                "for launch, else 1.")]
 LeaseOption = Annotated[float, typer.Option(callback=_positive, help="Lease expiry (s, > 0); heartbeats come "
                                                                      "3x as often.")]
 GraceOption = Annotated[float, typer.Option(min=0.0, help="On SIGINT/SIGTERM, time running trials get (s).")]
@@ -43,8 +47,9 @@ def open_engine(db: str | None) -> Any:
 
 
 def existing_engine(db: str | None) -> Any:
-    """`open_engine` for commands that only read: a SQLite file that is not there is a typo or a
-    box that never ran a sweep, not a database to create empty."""
+    """`open_engine` for commands that read or change what is already there (status, stop, pause,
+    reserve, ...; only launch, agent and db upgrade create a database): a SQLite file that is not
+    there is a typo or a box that never ran a sweep, not a database to create empty."""
     require_database(db)
     return open_engine(db)
 
