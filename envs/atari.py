@@ -51,6 +51,7 @@ class AtariFamily(EnvFamily):
     """One Atari game through ale-py, sized for a 2-core CPU box."""
 
     score_key = "episode_return"
+    metric_keys = ("episode_return", "episode_length")  # PufferLib's EpisodeStats wrapper
     defaults: ClassVar[dict[str, dict[str, Any]]] = {
         # PufferLib's atari.ini sizes multiprocessing for 16 cores: one process steps all 8 here.
         "vec": {"backend": "Serial", "num_envs": 8, "num_workers": "auto", "batch_size": "auto"},

@@ -45,6 +45,16 @@ class ConfigKeyError(KeyError):
         return f"env '{self.family}': unknown {self.section} key '{self.key}' (known: {known})"
 
 
+class UnknownMetricError(ValueError):
+    """`[sweep] metric` names a key the env family's episode logs do not carry."""
+
+    def __init__(self, family: str, metric: str, known: list[str]) -> None:
+        self.family, self.metric, self.known = family, metric, known
+        super().__init__(f"metric '{metric}' is not logged by env '{family}' (its episode logs carry: "
+                         f"{', '.join(known) or 'nothing'}): set [sweep] metric to one of them "
+                         f"(as '<key>' or 'environment/<key>'), or 'score' for the env's own score")
+
+
 class PolicyNeedsRnnError(ValueError):
     """`rnn = false` for a PufferLib policy that can only run inside its LSTM wrapper."""
 
@@ -119,6 +129,9 @@ class EnvFamily:
 
     puffer_env: str = ""
     score_key: str = "score"
+    # The keys its episode logs carry (PufferLib's `environment/<key>`), where known before any
+    # training: `[sweep] metric` is checked against them at launch; None: checked in the first trial.
+    metric_keys: ClassVar[tuple[str, ...] | None] = None
     defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     # Env settings for evaluation only: C envs log episode stats every `report_interval` steps;
     # evaluation wants them as soon as episodes end.
@@ -129,6 +142,17 @@ class EnvFamily:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
+
+    # -- the score ------------------------------------------------------------------------------
+
+    def metric_key(self, metric: str) -> str:
+        """The episode-log key a trial is scored by: `[sweep] metric` without PufferLib's
+        `environment/` prefix, where the bare default "score" means the family's own score key;
+        raises `UnknownMetricError` for a key the family declares it never logs."""
+        key = self.score_key if metric == "score" else metric.removeprefix("environment/")
+        if self.metric_keys is not None and key not in self.metric_keys:
+            raise UnknownMetricError(self.name, metric, list(self.metric_keys))
+        return key
 
     # -- settings ---------------------------------------------------------------------------------
 

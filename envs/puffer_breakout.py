@@ -16,6 +16,8 @@ class PufferBreakoutFamily(EnvFamily):
 
     puffer_env = "puffer_breakout"
     score_key = "score"
+    # PufferLib's C Log struct (ocean/breakout/breakout.h); `n` counts the episodes each log averages.
+    metric_keys = ("perf", "score", "episode_return", "episode_length")
     eval_env: ClassVar[dict[str, Any]] = {"log_interval": 1}
     defaults: ClassVar[dict[str, dict[str, Any]]] = {
         "vec": {"backend": "Serial", "num_envs": 1},

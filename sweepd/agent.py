@@ -231,7 +231,7 @@ class Agent:
                 trainer=spec.trainer, command=tuple(spec.command), config=spec.trial_config(lease.params),
                 params=lease.params, seed=lease.seed, cost_cap=spec.settings.cost_cap,
                 eval_episodes=spec.settings.eval_episodes, eval_seeds=spec.settings.eval_seeds,
-                artifact_dir=artifact_dir, device=self.device)
+                artifact_dir=artifact_dir, device=self.device, metric=spec.settings.metric)
             data = payload.encode()
         except Exception as exc:  # the stored spec cannot make this trial: neither can any other box
             self._fail_unstarted(lease, f"cannot build the trial from the sweep's spec: "

@@ -73,6 +73,7 @@ class TrialPayload:
     sweep: str | None = None
     number: int | None = None
     params: dict[str, Any] = field(default_factory=dict)  # the searched values, for the trial log
+    metric: str = "score"  # `[sweep] metric`: the reported key that is the score
 
     def encode(self) -> bytes:
         """The payload as the JSON the worker reads (`from_json`)."""
@@ -81,7 +82,7 @@ class TrialPayload:
             "trainer": self.trainer, "command": list(self.command) or None, "config": self.config,
             "params": self.params, "seed": self.seed, "cost_cap": self.cost_cap,
             "eval_episodes": self.eval_episodes, "eval_seeds": self.eval_seeds,
-            "artifact_dir": str(self.artifact_dir), "device": self.device,
+            "artifact_dir": str(self.artifact_dir), "device": self.device, "metric": self.metric,
         }).encode()
 
     @classmethod
@@ -133,6 +134,7 @@ class TrialPayload:
             sweep=take("sweep", (str, type(None)), "a sweep name", None),
             number=take("number", (int, type(None)), "an integer", None),
             params=take("params", dict, "an object of searched values", {}),
+            metric=take("metric", str, "a metric name", "score") or "score",
         )
 
 

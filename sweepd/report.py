@@ -9,9 +9,13 @@ config) in its own process group and reads JSON lines, one object per line, from
   `report()` below writes to from Python.
 
 A report is `{"step": int, "score": float}`; optional keys: `"final": true` (this is the final
-score), `"checkpoint": "path"` (the trained model, relayed with the result). Each report becomes a
-`progress` event of the trial. The trial's score is the `final` report's score, else the last score
-reported; reports from the two channels count in the order they arrive. The cost cap is enforced
+score), `"checkpoint": "path"` (the trained model, relayed with the result), and any other metrics
+by name (`"accuracy": 0.93`). The trial is scored by the key `[sweep] metric` names ("score" by
+default): a report is a line carrying that key (a stdout line without it goes to the log), each one
+becomes a `progress` event of the trial, and the trial's score is the `final` report's value, else
+the last one reported; reports from the two channels count in the order they arrive. A command that
+reports other numbers but never the metric fails its trial as a setup error naming the keys it did
+report. The cost cap is enforced
 by terminating the process group (SIGTERM, then SIGKILL shortly after) when the trial's wall time
 reaches its cap; the last score reported before that is the trial's (truncated) result. A command
 that exits non-zero, dies by a signal, or exits 0 without reporting a score is a failed trial.
@@ -42,21 +46,27 @@ class ReportValueError(ValueError):
 
     def __init__(self, key: str, value: object) -> None:
         self.key, self.value = key, value
-        super().__init__(f"report {key} must be a finite number >= 0 for step, finite for score; "
+        super().__init__(f"report {key} must be a finite number >= 0 for step, finite for a metric; "
                          f"got {value!r}")
 
 
-def report(*, step: int | None = None, score: float, final: bool = False,
-           checkpoint: str | None = None) -> None:
-    """Report a score (at `step`) to sweepd; `final=True` marks the trial's final score.
+def report(*, step: int | None = None, score: float | None = None, final: bool = False,
+           checkpoint: str | None = None, **metrics: float) -> None:
+    """Report a score and any other metrics by name (at `step`) to sweepd; the sweep's `[sweep]
+    metric` picks the one the trial is scored by. `final=True` marks the trial's final values.
 
     Writes one JSON line to the file descriptor in `SWEEPD_REPORT_FD`, or to stdout when the
     script runs outside sweepd (where sweepd would read it too).
     """
-    score = float(score)
-    if not math.isfinite(score):
-        raise ReportValueError("score", score)
-    message: dict[str, object] = {"score": score}
+    values = {"score": score, **metrics} if score is not None else dict(metrics)
+    if not values:
+        raise TypeError("report() needs score= or another metric by name (accuracy=0.9)")
+    message: dict[str, object] = {}
+    for key, value in values.items():
+        number = float(value)
+        if not math.isfinite(number):
+            raise ReportValueError(key, value)
+        message[key] = number
     if step is not None:
         if int(step) < 0:
             raise ReportValueError("step", step)

@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sweepd.envs.family import TRIAL_SECTIONS
+from sweepd.envs.family import TRIAL_SECTIONS, UnknownMetricError
 from sweepd.search import SEARCHERS
 from sweepd.settings import COST_GRACE_S, SETTING_KEYS, SpecError, SweepSettings
 from sweepd.space import SPACES, Param, middle
@@ -360,6 +360,13 @@ def _resolve(raw: dict[str, Any], path: Path, chain: tuple[Path, ...], name: str
     if trainer == "puffer" and env not in envs.names():
         raise SpecError(path, str(envs.UnknownEnvError(env, envs.names())),
                         sources.line_of(path, "env_name"))
+    if trainer == "puffer" and settings.metric != "score":  # "score": the family's own, always logged
+        try:
+            envs.get(env).metric_key(settings.metric)
+        except UnknownMetricError as exc:
+            owner = _owner(chain, "metric", sources)
+            raise SpecError(owner, f"[sweep] {exc}",
+                            sources.line_in(owner, "sweep", "metric") or sources.line_of(owner, "metric")) from exc
     defaults = {section: dict(raw.get(section) or {}) for section in TRIAL_SECTIONS}
     params = tuple(_param(f"{section}.{key}", table, _owner(chain, key, sources), sources)
                    for section, tables in sorted(raw.get("search", {}).items())

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sweepd.lifeline import launcher_argv, lifeline_env
@@ -26,6 +26,7 @@ from sweepd.worker.stopping import StopRequest
 # Why the relay ended the command before it ended by itself.
 AT_CAP, STOPPED_EARLY = "cap", "stopped"
 
+_REPORT_FIELDS = ("step", "final", "checkpoint")  # a report's fields that are not metrics
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][\w]*)(?:\.([A-Za-z_][\w]*))?\}")
 
 
@@ -67,17 +68,22 @@ def fill_command(command: Iterable[str], trial: TrialPayload) -> list[str]:
 
 @dataclass
 class CommandReports:
-    """What a command reported: its last score, step, final flag and checkpoint."""
+    """What a command reported: its last score (the value of `metric`, `[sweep] metric`), step,
+    final flag and checkpoint, and every numeric key its reports carried."""
 
+    metric: str = "score"
     score: float | None = None
     step: int = 0
     final: bool = False
     checkpoint: str | None = None
     count: int = 0
+    keys: set[str] = field(default_factory=set)
 
     def take(self, message: Mapping[str, Any]) -> bool:
-        """Record one report; False when it is not a usable report."""
-        score = message.get("score")
+        """Record one report; False when it is not a usable report (it lacks the metric)."""
+        self.keys.update(key for key, value in message.items() if key not in _REPORT_FIELDS
+                         and isinstance(value, int | float) and not isinstance(value, bool))
+        score = message.get(self.metric)
         if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
             return False
         if self.final:
@@ -90,6 +96,13 @@ class CommandReports:
             self.checkpoint = message["checkpoint"]
         self.count += 1
         return True
+
+    def unknown_metric(self) -> str | None:
+        """Why the trial cannot be scored when the command reported numbers but never the metric."""
+        if self.score is not None or not self.keys:
+            return None
+        return (f"metric '{self.metric}' was never reported; the command reported: {', '.join(sorted(self.keys))} "
+                f"(set [sweep] metric to one of them, or report it: sweepd/report.py)")
 
 
 def run_command(trial: TrialPayload, events: EventWriter, clock: CostClock, stop: StopRequest) -> None:
@@ -133,11 +146,14 @@ def run_command(trial: TrialPayload, events: EventWriter, clock: CostClock, stop
 
     events.emit("started", time=time.time())
     start = time.time()
-    reports = CommandReports()
+    reports = CommandReports(metric=trial.metric)
     ended_by = _relay(proc, report_read, reports, events, clock, stop)
     returncode = proc.wait()
     train_seconds = time.time() - start
 
+    unknown = reports.unknown_metric()
+    if unknown is not None and (ended_by is not None or returncode == 0):
+        raise TrialFailed(SETUP, unknown)  # it ran and reported, never the key the sweep file names
     if ended_by is not None:
         if reports.score is None:
             raise TrialFailed(HYPERPARAMETER, f"no score reported before the cost cap ({trial.cost_cap:.0f} s)"

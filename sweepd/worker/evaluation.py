@@ -2,8 +2,9 @@
 
 The final policy, sampling actions as PufferLib's own eval does, plays at least `eval_episodes`
 episodes in a fresh env on each of `eval_seeds` seeds derived from the trial seed. A seed's score
-is the mean of PufferLib's episodic score log (weighted by the episodes each log averages); the
-trial's score is the mean over seeds, `score_stderr` the standard error across seeds. In
+is the mean of the trial's metric (`[sweep] metric`, `EnvFamily.metric_key`) in PufferLib's episode
+logs (weighted by the episodes each log averages); the trial's score is the mean over seeds,
+`score_stderr` the standard error across seeds. In
 many-agent envs (snake: 256 snakes) all agents play at once, so the first episodes to finish are
 the shorter ones: size `eval_episodes` near the number of agents for an unbiased score. Progress
 events carry the mean score of the episodes finished since the previous progress event (the
@@ -18,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sweepd.protocol import SETUP, TrialFailed
 from sweepd.worker.clock import REPORT_MARGIN_S
 
 UNKNOWN_EPISODE_TICKS = 500   # episode length assumed before training has logged one
@@ -32,6 +34,7 @@ class EpisodeLog:
 
     def __init__(self, score_key: str) -> None:
         self.score_key = score_key
+        self.keys: set[str] = set()   # every key the env's logs carried (PufferLib's environment/<key>)
         self.episodes = 0.0
         self.score_sum = 0.0
         self.length_sum = 0.0
@@ -54,6 +57,7 @@ class EpisodeLog:
 
     def add_stats(self, stats: Mapping[str, Any]) -> None:
         """PufferLib trainer stats: per key, the list of values the env logs carried."""
+        self.keys.update(key for key, values in stats.items() if key != "n" and _as_list(values))
         scores = _as_list(stats.get(self.score_key))
         counts = _as_list(stats.get("n")) or [1.0] * len(scores)
         lengths = _as_list(stats.get("episode_length"))
@@ -64,9 +68,17 @@ class EpisodeLog:
     def add_infos(self, infos: Iterable[Mapping[str, Any]]) -> None:
         """Infos returned by a PufferLib vecenv step: one dict per env log."""
         for info in infos:
+            self.keys.update(key for key in info if key != "n")
             if self.score_key in info:
                 self.add(float(info[self.score_key]), float(info.get("n", 1.0)),
                          float(info["episode_length"]) if "episode_length" in info else None)
+
+    def check_metric(self, env: str, metric: str) -> None:
+        """Fail the trial as a setup error once the env has logged episodes that never carry the
+        metric's key: no searched value makes the env log it (`[sweep] metric` is wrong)."""
+        if self.keys and self.score_key not in self.keys:
+            raise TrialFailed(SETUP, f"metric '{metric}' is not logged by env '{env}' (its episode logs carry: "
+                                     f"{', '.join(sorted(self.keys))}): set [sweep] metric to one of them")
 
     def mean(self) -> float | None:
         """Mean score over every episode logged, or None before the first."""
@@ -118,14 +130,15 @@ class EvalEstimate:
 
 
 def evaluate_policy(family: Any, args: Mapping[str, Any], policy: Any, seeds: list[int], episodes: int,
-                    deadline: float) -> tuple[list[float | None], list[int]]:
-    """Score `policy` on each seed: mean episodic score of at least `episodes` episodes in a fresh
-    env, or None for a seed that finished none by its share of the time left before `deadline`."""
+                    deadline: float, score_key: str | None = None) -> tuple[list[float | None], list[int]]:
+    """Score `policy` on each seed: mean episodic `score_key` (default the family's score key) of at
+    least `episodes` episodes in a fresh env, or None for a seed that finished none by its share of
+    the time left before `deadline`."""
     per_seed: list[float | None] = []
     done: list[int] = []
     for index, seed in enumerate(seeds):
         seed_deadline = time.time() + (deadline - time.time()) / (len(seeds) - index)
-        log = EpisodeLog(family.score_key)
+        log = EpisodeLog(score_key or family.score_key)
         vecenv = family.make_vecenv(args, seed=seed, evaluation=True, episodes=episodes)
         try:
             _play(vecenv, policy, args, log, seed, episodes, seed_deadline)

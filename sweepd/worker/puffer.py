@@ -107,9 +107,9 @@ def _build_failure(exc: Exception) -> TrialFailed:
     this way is still paused by the store's "first trials all fail fast" rule.
     """
     from sweepd.envs import UnknownEnvError
-    from sweepd.envs.family import ConfigKeyError
+    from sweepd.envs.family import ConfigKeyError, UnknownMetricError
 
-    setup = (ImportError, FileNotFoundError, UnknownEnvError, ConfigKeyError, TrialFormatError)
+    setup = (ImportError, FileNotFoundError, UnknownEnvError, ConfigKeyError, UnknownMetricError, TrialFormatError)
     category = SETUP if isinstance(exc, setup) else HYPERPARAMETER
     return TrialFailed(category, f"{type(exc).__name__}: {exc}")
 
@@ -129,6 +129,7 @@ def run_puffer(trial: TrialPayload, events: EventWriter, clock: CostClock, stop:
 
         from sweepd import envs
         family = envs.get(trial.env)
+        score_key = family.metric_key(trial.metric)  # [sweep] metric, as the env's logs name it
         trial.artifact_dir.mkdir(parents=True, exist_ok=True)
         args = family.resolve(trial.config, device=device, seed=trial.seed,
                               data_dir=str(trial.artifact_dir))
@@ -143,7 +144,7 @@ def run_puffer(trial: TrialPayload, events: EventWriter, clock: CostClock, stop:
         traceback.print_exc()  # the trial log keeps the whole story
         raise _build_failure(exc) from exc
 
-    curve = EpisodeLog(family.score_key)
+    curve = EpisodeLog(score_key)
     try:
         trainer = puffer_trainer_class()(dict(args["train"]), vecenv, policy, on_stats=curve.add_stats)
     except pufferlib.APIUsageError as exc:
@@ -182,6 +183,7 @@ def run_puffer(trial: TrialPayload, events: EventWriter, clock: CostClock, stop:
             rollout_end = time.time()
             trainer.train()
             _check_finite(trainer)
+            curve.check_metric(trial.env, trial.metric)  # a wrong metric fails the first trial early
             epoch_seconds = time.time() - epoch_start
             first_epoch.done()
             rollout_seconds += rollout_end - epoch_start
@@ -197,6 +199,7 @@ def run_puffer(trial: TrialPayload, events: EventWriter, clock: CostClock, stop:
         curve.add_stats(trainer.stats)  # logs gathered since PufferLib's last mean_and_log
         trainer.stats.clear()
         trainer.vecenv.close()
+    curve.check_metric(trial.env, trial.metric)
     if trainer.global_step != last_progress_step:
         _emit_progress(events, trainer.global_step, curve, clock)
     train_seconds = time.time() - train_start
@@ -206,7 +209,7 @@ def run_puffer(trial: TrialPayload, events: EventWriter, clock: CostClock, stop:
     try:
         per_seed, episodes_done = evaluate_policy(
             family, args, trainer.uncompiled_policy, eval_seeds(trial.seed, trial.eval_seeds),
-            trial.eval_episodes, deadline=clock.at(REPORT_MARGIN_S))
+            trial.eval_episodes, deadline=clock.at(REPORT_MARGIN_S), score_key=score_key)
     except torch.OutOfMemoryError as exc:
         raise TrialFailed(HYPERPARAMETER, f"CUDA out of memory in evaluation: {exc}") from exc
     eval_seconds = time.time() - eval_start
