@@ -68,9 +68,11 @@ class FirstEpochWatch:
         self._clock, self._events = clock, events
         self._lock = threading.Lock()
         self._finished = False
-        self._timer = threading.Timer(max(0.0, clock.at(0.0) - self.started), self._overrun)
+        delay = clock.at(0.0) - self.started
+        self._timer = threading.Timer(delay, self._overrun)
         self._timer.daemon = True
-        self._timer.start()
+        if delay >= REPORT_MARGIN_S:  # less: the trainer stops before any epoch, so there is none to watch
+            self._timer.start()
 
     def done(self) -> None:
         """The first epoch ended (or training did): nothing to watch any more."""
