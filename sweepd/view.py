@@ -84,7 +84,7 @@ def sweep_summary(sweep: SweepInfo, trials: list[TrialInfo]) -> dict[str, Any]:
             "succeeded": counts["succeeded"], "failed": counts["failed"] + counts["abandoned"],
             "stopped": marks["stopped"], "cut": marks["cut"],
             "running": counts["running"] + counts["leased"], "queued": counts["queued"], "best_score": best,
-            "cost_spent": sum(t.cost or 0.0 for t in trials)}
+            "cost_spent": sum(t.spent for t in trials)}  # every attempt, as the budget counts (sweep_summaries)
 
 
 def trial_record(trial: TrialInfo) -> dict[str, Any]:

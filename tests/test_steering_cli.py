@@ -25,7 +25,7 @@ from sweepd.store.history import Evidence, Proposal, sweep_history
 from sweepd.store.leasing import Holder, lease_trial
 from sweepd.store.review import list_trials
 from sweepd.store.sweeps import SweepInfo, create_sweep, find_sweep
-from sweepd.store.transitions import finish_trial, heartbeat_trial, start_trial
+from sweepd.store.transitions import fail_trial, finish_trial, heartbeat_trial, start_trial
 
 SPEC = {"name": "toy", "env": "snake", "source": "test",
         "settings": {"searcher": "random", "seed": 3, "max_suggestion_cost": 10.0, "max_trials": 3,
@@ -345,3 +345,16 @@ def test_export_reads_a_checkpoint_from_the_shared_artifact_folder_another_box_w
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out.pt").read_bytes() == b"weights"
     engine.dispose()
+
+
+def test_status_of_one_sweep_and_of_all_show_the_same_spent_the_budget_counts(engine):
+    sweep = create_sweep(engine, {**SPEC, "params": []}, owner="tester")
+    first = lease_trial(engine, holder(0), counting_proposer)
+    assert start_trial(engine, first)
+    assert fail_trial(engine, first, "agent shutdown", "infra", cost=45.0) == "queued"  # an attempt that cost 45 s
+    again = lease_trial(engine, holder(1), counting_proposer)
+    assert again.trial_id == first.trial_id and start_trial(engine, again) and finish_trial(engine, again, 1.0, 10.0)
+    one = json.loads(sweepd(url_of(engine), "status", sweep.name, "--json").stdout)["sweep"]
+    (every,) = json.loads(sweepd(url_of(engine), "status", "--json").stdout)
+    assert one["cost_spent"] == every["cost_spent"] == 55.0
+    assert "spent 55.0s" in sweepd(url_of(engine), "status", sweep.name).stdout
