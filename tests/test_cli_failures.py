@@ -63,3 +63,21 @@ def test_commands_that_change_a_sweep_or_box_refuse_a_sqlite_file_that_is_not_th
     assert (done.returncode, done.stderr.strip()) == (1, f"error: no database at {typo}; launch a sweep first or "
                                                          f"pass --db")
     assert not typo.exists()
+
+
+@pytest.mark.parametrize("ref", ["99999999999999999999", "2147483648", "²"])
+def test_a_ref_that_cannot_be_an_id_is_looked_up_as_a_name_and_missing_is_one_line(db_url, ref):
+    engine = db.open_store(db_url)
+    create_sweep(engine, {**BROKEN, "params": []}, owner="tester", name="real")
+    engine.dispose()
+    done = sweepd("status", ref, "--db", db_url)
+    assert (done.returncode, done.stderr.strip()) == (1, f"error: no sweep '{ref}'; recent: real")
+
+
+def test_a_sweep_named_like_a_huge_number_is_found_by_its_name(tmp_path):
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    engine = db.open_store(url)
+    create_sweep(engine, {**BROKEN, "params": []}, owner="tester", name="99999999999999999999")
+    engine.dispose()
+    done = sweepd("status", "99999999999999999999", "--db", url)
+    assert done.returncode == 0 and done.stdout.startswith("99999999999999999999"), done.stderr
