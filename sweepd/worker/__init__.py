@@ -6,6 +6,7 @@ Its modules, in the order a trial meets them:
 - puffer.py      trainer "puffer": PufferLib PPO on an env family, stopped in time to evaluate
 - evaluation.py  scoring the final policy: episodes x seeds, and what evaluation will cost
 - command.py     trainer "command": a user's command run, its reports relayed, stopped at the cap
+- stopping.py    the agent's stop-early signal (SIGUSR1 to this process): a flag both trainers read
 - __main__.py    the entry point: read the payload, run its trainer, report a failure
 
 Cost: wall seconds counted from the worker process's start (its creation time in /proc, so the
@@ -18,6 +19,9 @@ interpreter's start-up counts too). The worker keeps the whole trial, evaluation
   `truncated: true`.
 - trainer "command": the command's process group gets SIGTERM 1 s before the cap and SIGKILL
   0.25 s before it; the last score it reported is the (truncated) result. See sweepd/report.py.
+- Stopped early by the agent (stopping.py): the puffer trainer stops before its next epoch and
+  evaluates as above; the command's group gets SIGTERM at once, SIGKILL 0.75 s later. The result
+  says `truncated: true, stopped: true` and the `steps` trained.
 
 Result fields beyond the protocol's: `eval_episodes_done` (episodes scored per seed) and
 `train_cpu_seconds` (CPU time of the training loop, for throughput on a shared box).
