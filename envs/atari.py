@@ -10,7 +10,8 @@ Atari CNN with its LSTM. Score: the episode's game score (PufferLib's `episode_r
 PufferLib clips rewards only inside the PPO update).
 
 CPU sizing: 8 games stepped in-process, rollouts of 64 steps, batches of 1,024 (about 180 steps/s
-on one core with the CNN + LSTM: Atari trials on CPU learn little in minutes).
+on one core with the CNN + LSTM: Atari trials on CPU learn little in minutes). GPU sizing:
+PufferLib's atari.ini (its multiprocessing vec and batches), with the same frameskip and sticky actions.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from sweepd.envs.family import EnvFamily
+from sweepd.envs.family import TRAINER_SETTINGS, EnvFamily
 
 GAMES = ("breakout", "pong", "beam_rider", "enduro", "qbert", "seaquest", "space_invaders")
 EVAL_ENVS_MAX = 8
@@ -48,7 +49,7 @@ def make_atari(game: str, obs_type: str = "grayscale", frameskip: int = 4, full_
 
 
 class AtariFamily(EnvFamily):
-    """One Atari game through ale-py, sized for a 2-core CPU box."""
+    """One Atari game through ale-py, sized for a 2-core CPU box or, on CUDA, as PufferLib sizes it."""
 
     score_key = "episode_return"
     metric_keys = ("episode_return", "episode_length")  # PufferLib's EpisodeStats wrapper
@@ -58,8 +59,10 @@ class AtariFamily(EnvFamily):
         # PufferLib's atari.ini runs frameskip 1; the DQN protocol is 4.
         "env": {"frameskip": 4, "repeat_action_probability": 0.0},
         "train": {"device": "cpu", "bptt_horizon": 64, "batch_size": 1024, "minibatch_size": 512,
-                  "checkpoint_interval": 10**9, "compile": False},
+                  **TRAINER_SETTINGS},
     }
+    gpu_defaults: ClassVar[dict[str, dict[str, Any]]] = {
+        "env": {"frameskip": 4, "repeat_action_probability": 0.0}, "train": TRAINER_SETTINGS}
 
     def __init__(self, name: str) -> None:
         super().__init__(name)

@@ -4,7 +4,9 @@ how to build the vectorized env and the policy for a trial.
 Settings are resolved in three layers, later wins:
 1. PufferLib's config files for the env (`pufferlib/config/default.ini` + the env's ini), read by
    PufferLib's own `pufferl.load_config`, so every key PufferLib's trainer reads has its default;
-2. the family's `defaults` (sized for a 2-core CPU box: one in-process env, small batches);
+2. the family's sizing for the trial's device (`sizing`): `defaults` on CPU (sized for a 2-core
+   box: one in-process env, small batches), `gpu_defaults` on CUDA (PufferLib's own ini values for
+   vec/env counts, batch_size, minibatch_size and bptt_horizon, which are sized for GPU boxes);
 3. the trial config `{"train": {...}, "env": {...}, "policy": {...}}` (optionally `"vec"`).
 
 Trial keys are checked: a `train` key PufferLib's trainer does not know, or an `env` key the env's
@@ -23,6 +25,8 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from sweepd.settings import device_class
+
 if TYPE_CHECKING:  # torch is imported where policies are built: the spec validator builds families
     import torch
 
@@ -31,6 +35,9 @@ SECTIONS = (*TRIAL_SECTIONS, "vec")
 # Keys sweepd sets itself from the trial (`resolve`), never from the config: a trial config, and a
 # sweep read from PufferLib's configs, must not carry them.
 MANAGED_TRAIN_KEYS = ("device", "seed", "data_dir", "env")
+# Train settings every sizing carries: sweepd saves the final policy itself (no checkpoints) and
+# never compiles (a trial's minutes would go to the compiler).
+TRAINER_SETTINGS: dict[str, Any] = {"checkpoint_interval": 10**9, "compile": False}
 
 
 class ConfigKeyError(KeyError):
@@ -122,9 +129,9 @@ def _accepted_kwargs(fn: Callable[..., Any]) -> list[str] | None:
 class EnvFamily:
     """One environment family backed by PufferLib.
 
-    Subclasses set `puffer_env` (the name PufferLib's config files know), `defaults`, `score_key`
-    (the key of PufferLib's episode logs that is the episodic score) and may override
-    `env_creator`, `make_vecenv` and `make_policy`.
+    Subclasses set `puffer_env` (the name PufferLib's config files know), `defaults` (CPU sizing),
+    `gpu_defaults` (CUDA sizing), `score_key` (the key of PufferLib's episode logs that is the
+    episodic score) and may override `env_creator`, `make_vecenv` and `make_policy`.
     """
 
     puffer_env: str = ""
@@ -133,6 +140,7 @@ class EnvFamily:
     # training: `[sweep] metric` is checked against them at launch; None: checked in the first trial.
     metric_keys: ClassVar[tuple[str, ...] | None] = None
     defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    gpu_defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = {"train": TRAINER_SETTINGS}
     # Env settings for evaluation only: C envs log episode stats every `report_interval` steps;
     # evaluation wants them as soon as episodes end.
     eval_env: ClassVar[Mapping[str, Any]] = {}
@@ -156,13 +164,18 @@ class EnvFamily:
 
     # -- settings ---------------------------------------------------------------------------------
 
+    def sizing(self, device: str) -> Mapping[str, Mapping[str, Any]]:
+        """The family's defaults for a trial on `device` ("cpu", "cuda", "cuda:1"): `gpu_defaults`
+        on CUDA, else `defaults`."""
+        return self.gpu_defaults if device_class(device) == "cuda" else self.defaults
+
     def resolve(self, config: Mapping[str, Mapping[str, Any]], *, device: str = "cpu",
                 seed: int = 0, data_dir: str = "experiments") -> dict[str, Any]:
         """PufferLib-shaped settings (base keys + train/env/vec/policy/rnn) for one trial."""
         args = puffer_config(self.puffer_env)
         for section in (*SECTIONS, "rnn"):  # an empty ini section leaves no key behind
             args.setdefault(section, {})
-        _overlay(args, copy.deepcopy(dict(self.defaults)))
+        _overlay(args, copy.deepcopy(dict(self.sizing(device))))
         self._check_keys(config, args)
         for section in SECTIONS:
             values = dict(config.get(section) or {})
@@ -194,7 +207,8 @@ class EnvFamily:
         env_known = _accepted_kwargs(self.env_creator())
         if env_known is not None:
             for key in config.get("env") or {}:
-                if key not in env_known and key not in self.defaults.get("env", {}):
+                if key not in env_known and key not in self.defaults.get("env", {}) \
+                        and key not in self.gpu_defaults.get("env", {}):
                     raise ConfigKeyError(self.name, "env", key, sorted(env_known))
 
     # -- construction -----------------------------------------------------------------------------

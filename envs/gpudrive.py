@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from sweepd.envs.family import ConfigKeyError, EnvFamily
+from sweepd.envs.family import TRAINER_SETTINGS, ConfigKeyError, EnvFamily
 
 DATA_ENV = "SWEEPD_GPUDRIVE_DATA"
 SIMULATORS = ("auto", "c", "madrona")
@@ -79,12 +79,18 @@ class GpuDriveFamily(EnvFamily):
         "env": {"num_agents": 64, "num_maps": 1, "resample_frequency": 91, "simulator": "auto"},
         "policy": {"input_size": 64, "hidden_size": 128},
         "train": {"device": "cpu", "bptt_horizon": 64, "batch_size": "auto", "minibatch_size": 2048,
-                  "max_minibatch_size": 32768, "checkpoint_interval": 10**9, "compile": False},
+                  "max_minibatch_size": 32768, **TRAINER_SETTINGS},
+    }
+    # The C port on CUDA: puffer_gpudrive.ini's agents, vec and batches over the one sample map.
+    gpu_defaults: ClassVar[dict[str, dict[str, Any]]] = {
+        "env": {"num_maps": 1, "resample_frequency": 91, "simulator": "auto"},
+        "policy": {"input_size": 64, "hidden_size": 128},
+        "train": TRAINER_SETTINGS,
     }
     madrona_defaults: ClassVar[dict[str, dict[str, Any]]] = {
         "vec": {"backend": "PufferEnv", "num_envs": 1},
         "env": {"num_worlds": 64, "max_cont_agents": 64, "k_unique_scenes": 1},
-        "train": {"checkpoint_interval": 10**9, "compile": False},
+        "train": TRAINER_SETTINGS,
     }
 
     def resolve(self, config: Mapping[str, Mapping[str, Any]], *, device: str = "cpu",
@@ -92,7 +98,7 @@ class GpuDriveFamily(EnvFamily):
         """Settings for the simulator the trial gets (see the module docstring)."""
         config = copy.deepcopy(dict(config))
         env = dict(config.get("env") or {})
-        simulator = env.pop("simulator", self.defaults["env"]["simulator"])
+        simulator = env.pop("simulator", self.sizing(device)["env"]["simulator"])
         config["env"] = env
         if simulator not in SIMULATORS:
             raise ConfigKeyError(self.name, "env.simulator", str(simulator), list(SIMULATORS))

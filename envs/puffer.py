@@ -5,7 +5,8 @@ The env is built as PufferLib's `load_env` builds it (`pufferlib.ocean.env_creat
 the ini. Atari games (package `atari`) use sweepd's Atari family (envs/atari.py), which adds the
 episode cap and sticky-action settings PufferLib's own `make` does not pass through.
 
-CPU sizing (`cpu_sizing`), written over the ini by `EnvFamily.resolve`:
+GPU sizing (`gpu_sizing`): the ini's own vec/env counts and batch geometry (PufferLib sizes them
+for GPU boxes). CPU sizing (`cpu_sizing`), written over the ini by `EnvFamily.resolve`:
 - envs vectorized in C (an `[env] num_envs`): one such env stepped in-process, at most
   `CPU_AGENTS` copies (PufferLib's inis run 1,024-4,096 for GPU boxes);
 - other envs: at most `CPU_SERIAL_ENVS` copies stepped in-process (Serial), not a process pool;
@@ -23,7 +24,7 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sweepd.envs.family import EnvFamily, _accepted_kwargs
+from sweepd.envs.family import TRAINER_SETTINGS, EnvFamily, _accepted_kwargs
 
 from sweepd import puffer_ini
 
@@ -50,13 +51,18 @@ def cpu_sizing(config: puffer_ini.PufferConfig) -> dict[str, dict[str, Any]]:
     sizing["train"] = {
         "device": "cpu", "bptt_horizon": horizon, "batch_size": "auto",
         "minibatch_size": max(horizon, min(minibatch, CPU_MINIBATCH, copies * horizon)),
-        "checkpoint_interval": 10**9, "compile": False,
+        **TRAINER_SETTINGS,
     }
     return sizing
 
 
+def gpu_sizing(config: puffer_ini.PufferConfig) -> dict[str, dict[str, Any]]:
+    """sweepd's CUDA defaults for a PufferLib env's config: the ini's sizes, sweepd's trainer settings."""
+    return {"train": dict(TRAINER_SETTINGS)}
+
+
 class PufferFamily(EnvFamily):
-    """A PufferLib env found by its config file, sized for a 2-core CPU box."""
+    """A PufferLib env found by its config file, sized for a 2-core CPU box or, on CUDA, by its ini."""
 
     def __init__(self, name: str) -> None:
         super().__init__(name)
@@ -67,6 +73,7 @@ class PufferFamily(EnvFamily):
         metric = config.sections.get("sweep.metric", {}).get("name", metric)
         self.score_key = str(metric).removeprefix("environment/")
         self.defaults = cpu_sizing(config)
+        self.gpu_defaults = gpu_sizing(config)
 
     def env_creator(self) -> Callable[..., Any]:
         """PufferLib's creator for this env, from the module `pufferl.load_env` uses."""

@@ -1,18 +1,19 @@
 """PufferLib's C breakout (`puffer_breakout`): single-agent, vectorized inside one C env.
 
 CPU sizing: 256 copies in one in-process env, rollouts of 64 steps (batch 16,384), PufferLib's
-default MLP (128 hidden) with its LSTM. Score: PufferLib's `score` log (bricks broken per game).
+default MLP (128 hidden) with its LSTM. GPU sizing: PufferLib's breakout.ini (8 envs of 1,024
+games, minibatches of 32,768). Score: PufferLib's `score` log (bricks broken per game).
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sweepd.envs.family import EnvFamily
+from sweepd.envs.family import TRAINER_SETTINGS, EnvFamily
 
 
 class PufferBreakoutFamily(EnvFamily):
-    """PufferLib's C breakout, sized for a 2-core CPU box."""
+    """PufferLib's C breakout, sized for a 2-core CPU box or, on CUDA, as PufferLib sizes it."""
 
     puffer_env = "puffer_breakout"
     score_key = "score"
@@ -23,8 +24,9 @@ class PufferBreakoutFamily(EnvFamily):
         "vec": {"backend": "Serial", "num_envs": 1},
         "env": {"num_envs": 256, "frameskip": 4},
         "train": {"device": "cpu", "bptt_horizon": 64, "batch_size": "auto", "minibatch_size": 8192,
-                  "checkpoint_interval": 10**9, "compile": False},
+                  **TRAINER_SETTINGS},
     }
+    gpu_defaults: ClassVar[dict[str, dict[str, Any]]] = {"train": TRAINER_SETTINGS}
 
 
 def family(name: str) -> PufferBreakoutFamily:

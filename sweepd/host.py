@@ -39,6 +39,12 @@ def detect_gpus() -> int:
     return len(visible_gpus())
 
 
+def box_device(slots: int | None = None) -> str:
+    """This box's hardware class as an agent started with `--slots slots` would serve: "cuda" when
+    a GPU is visible and no CPU slot count is given, else "cpu"."""
+    return "cuda" if slots is None and visible_gpus() else "cpu"
+
+
 @dataclass(frozen=True)
 class Slots:
     """The slots an agent runs: how many, on which device, and the GPU of each cuda slot."""
@@ -48,9 +54,15 @@ class Slots:
     gpus: list[str] | None      # CUDA_VISIBLE_DEVICES entry by slot; None on cpu
 
 
-def plan_slots(slots: int | None) -> Slots:
-    """One slot per visible GPU (or one CPU slot) unless `slots` is given; giving `slots` means CPU
-    slots, even on a GPU box (documented on the CLI's --slots)."""
-    gpus = visible_gpus() if slots is None else []
-    count = slots if slots is not None else (len(gpus) or 1)
-    return Slots(count=count, device="cuda" if gpus else "cpu", gpus=gpus or None)
+def plan_slots(slots: int | None, trials_per_gpu: int = 1, gpus: list[str] | None = None) -> Slots:
+    """One slot per visible GPU, or `trials_per_gpu` slots on each (GPU g's slots are consecutive:
+    slot i runs on GPU i // trials_per_gpu), or one CPU slot, unless `slots` is given; giving
+    `slots` means CPU slots, even on a GPU box (documented on the CLI's --slots). `gpus` stands for
+    `visible_gpus()` (tests give fake CUDA_VISIBLE_DEVICES lists)."""
+    if trials_per_gpu < 1:
+        raise ValueError(f"trials per GPU must be >= 1, got {trials_per_gpu}")
+    visible = (visible_gpus() if gpus is None else list(gpus)) if slots is None else []
+    if not visible:
+        return Slots(count=slots if slots is not None else 1, device="cpu", gpus=None)
+    by_slot = [gpu for gpu in visible for _ in range(trials_per_gpu)]
+    return Slots(count=len(by_slot), device="cuda", gpus=by_slot)

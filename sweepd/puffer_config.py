@@ -5,7 +5,8 @@ The ini files are read by sweepd/puffer_ini.py, exactly as PufferLib reads them.
 Mapping (`sweep_from_config`), the result shaped like a sweep file (see docs/architecture.md):
 - `[train]`, `[env]`, `[policy]` are the defaults of every trial (keys the worker sets per trial,
   device, seed and data_dir, and None values, which PufferLib's own resolution supplies, are left
-  out), with the env family's CPU sizing written over them (one in-process env, small batches).
+  out), with the env family's sizing for the sweep's device written over them (`EnvFamily.sizing`:
+  on CPU one in-process env and small batches; on CUDA PufferLib's own ini values).
 - each `[sweep.SECTION.KEY]` (also the W&B layout `[sweep.parameters.SECTION.parameters.KEY]`,
   where the env's ini beats default.ini for the same key) becomes `[search.SECTION.KEY]`:
   `log_normal` -> log, `logit_normal` -> logit, `uniform` -> linear, `int_uniform` -> linear
@@ -24,15 +25,17 @@ Mapping (`sweep_from_config`), the result shaped like a sweep file (see docs/arc
   `SEARCH_RADIUS` basic units, so the param's basic scale is set to give the same spread
   (standard deviation h / sqrt(3)). `auto` (PufferLib's fixed 0.5) and `time` keep sweepd's default
   scale for the space: they are PufferLib's defaults, not the author's choice.
-- min == max: the key is pinned to that value (PufferLib divides by zero). Keys the env family
-  sizes for the box (vec, env num_envs, batch geometry) are pinned at the family's value: PufferLib's
+- min == max: the key is pinned to that value (PufferLib divides by zero). Keys the env family's
+  sizing sets (vec, env num_envs, batch geometry) are pinned at the family's value: PufferLib's
   ranges are for GPU batches and a searched minibatch above the CPU batch would fail every trial.
+  The GPU sizing sets none of them, so a CUDA sweep searches them as PufferLib's config says.
   A [train] key PufferLib's trainer does not have, or a list of values that is not a run of powers
   of two, is skipped. Every such decision is a `Note` that `sweepd show` prints.
 - `[sweep]`: metric (PufferLib's `[sweep.metric] name` or `[sweep] metric`, without its
   `environment/` prefix), goal -> direction, method -> searcher (random stays random, anything
   else is sweepd's CARBS), `[base] max_suggestion_cost` -> max_suggestion_cost (PufferLib never
-  passes it on), and `budget_param` = the param PufferLib scales by `time` (else
+  passes it on; when only default.ini sets it, its 3600 s is sized for GPU runs, so a CPU sweep
+  gets `CPU_COST_CAP` instead, with a note), and `budget_param` = the param PufferLib scales by `time` (else
   train.total_timesteps): `sweepd launch` fits its range to this box's speed (sweepd/budget.py).
 
 Errors are `SpecError`s naming the ini file, the section and its line.
@@ -62,6 +65,10 @@ SIZING_KEYS = {"train": ("batch_size", "minibatch_size", "bptt_horizon", "max_mi
 # checks it against the searcher's default.
 SEARCH_RADIUS = 0.3
 BUDGET_KEY = "train.total_timesteps"
+# A CPU sweep's cost cap when only PufferLib's default.ini sets one (3600 s, an hour per trial on
+# a 2-core box): five minutes, which the budget fit (sweepd/budget.py) then sizes trials to.
+CPU_COST_CAP = 300.0
+CPU_CAP_ORIGIN = "sweepd: CPU-sized default"
 
 
 @dataclass(frozen=True)
@@ -86,12 +93,13 @@ class PufferSweep:
 
 
 def sweep_from_config(name: str, directory: Path | None = None,
-                      sizing: dict[str, dict[str, Any]] | None = None) -> PufferSweep:
-    """The sweep (sweep-file shape, with origins and notes) for PufferLib env `name`.
+                      sizing: dict[str, dict[str, Any]] | None = None, device: str = "cpu") -> PufferSweep:
+    """The sweep (sweep-file shape, with origins and notes) for PufferLib env `name`, for trials on
+    `device` ("cpu" or "cuda").
 
-    `sizing` is the env family's defaults written over the ini (default: those of the family the
-    registry gives for `name`). A registered family that trains another PufferLib env (sweepd's
-    `gpudrive` runs `puffer_gpudrive`) takes that env's config.
+    `sizing` is the env family's defaults written over the ini (default: the sizing for `device` of
+    the family the registry gives for `name`). A registered family that trains another PufferLib
+    env (sweepd's `gpudrive` runs `puffer_gpudrive`) takes that env's config.
     """
     notes: list[Note] = []
     source_env = name
@@ -99,25 +107,25 @@ def sweep_from_config(name: str, directory: Path | None = None,
         from sweepd import envs
 
         family = envs.get(name)
-        sizing = {s: dict(v) for s, v in family.defaults.items()}
+        sizing = {s: dict(v) for s, v in family.sizing(device).items()}
         if family.puffer_env and family.puffer_env != name:
             source_env = family.puffer_env
             notes.append(Note("env_name", "adjusted", f"sweepd's '{name}' family trains PufferLib's "
                                                       f"'{source_env}': its config is used"))
     config = read_config(source_env, directory)
     origins: dict[str, str] = {}
-    defaults = _defaults(config, sizing, origins)
+    defaults = _defaults(config, sizing, origins, device)
     search: dict[str, dict[str, Any]] = {}
     for param_name, section in _param_sections(config, notes):
         _map_param(config, param_name, section, defaults, sizing, search, origins, notes)
-    settings = _settings(config, search, origins, notes)
+    settings = _settings(config, search, origins, notes, device)
     raw: dict[str, Any] = {"env_name": name, "trainer": "puffer", "sweep": settings, **defaults,
                            "search": {s: dict(sorted(t.items())) for s, t in sorted(search.items())}}
     return PufferSweep(config=config, raw=raw, origins=origins, notes=tuple(notes))
 
 
 def _defaults(config: PufferConfig, sizing: dict[str, dict[str, Any]],
-              origins: dict[str, str]) -> dict[str, dict[str, Any]]:
+              origins: dict[str, str], device: str) -> dict[str, dict[str, Any]]:
     defaults: dict[str, dict[str, Any]] = {}
     for section in TRIAL_SECTIONS:
         values: dict[str, Any] = {}
@@ -130,7 +138,7 @@ def _defaults(config: PufferConfig, sizing: dict[str, dict[str, Any]],
             if section == "train" and key in MANAGED_TRAIN_KEYS:
                 continue
             values[key] = value
-            origins[f"{section}.{key}"] = "sweepd env family default (CPU sizing)"
+            origins[f"{section}.{key}"] = f"sweepd env family default ({'GPU' if device == 'cuda' else 'CPU'} sizing)"
         defaults[section] = values
     return defaults
 
@@ -175,7 +183,8 @@ def _map_param(config: PufferConfig, name: str, section: str, defaults: dict[str
         if field_name not in PARAM_KEYS:
             raise config.error(section, f"unknown key '{field_name}' (known: {', '.join(PARAM_KEYS)})")
     if owner == "vec" or owner not in TRIAL_SECTIONS:
-        why = ("vec settings size the vectorized env for the box; sweepd's env family sets them"
+        why = ("vec settings size the vectorized env for the box: the env family's sizing sets them "
+               "(on CUDA, PufferLib's ini)"
                if owner == "vec" else f"'{owner}' is not one of {', '.join(TRIAL_SECTIONS)}")
         notes.append(Note(name, "skipped", why))
         return
@@ -303,7 +312,7 @@ def _scale(config: PufferConfig, section: str, table: dict[str, Any], space: str
 
 
 def _settings(config: PufferConfig, search: dict[str, dict[str, Any]], origins: dict[str, str],
-              notes: list[Note]) -> dict[str, Any]:
+              notes: list[Note], device: str = "cpu") -> dict[str, Any]:
     sweep = config.sections.get("sweep", {})
     metric_table = config.sections.get("sweep.metric", {}) or config.sections.get("sweep.parameters.metric", {})
     settings: dict[str, Any] = {}
@@ -330,6 +339,12 @@ def _settings(config: PufferConfig, search: dict[str, dict[str, Any]], origins: 
             raise config.error("base", f"max_suggestion_cost must be a number of seconds > 0, got {cost!r}")
         settings["max_suggestion_cost"] = float(cost)
         origins["sweep.max_suggestion_cost"] = config.origin("base", "max_suggestion_cost")
+        if device != "cuda" and "max_suggestion_cost" not in config.own.get("base", {}):
+            settings["max_suggestion_cost"] = CPU_COST_CAP
+            origins["sweep.max_suggestion_cost"] = CPU_CAP_ORIGIN
+            notes.append(Note("sweep.max_suggestion_cost", "adjusted",
+                              f"{CPU_COST_CAP:g} s on CPU: only {config.label(config.default_path)} sets "
+                              f"{cost:g} s, sized for GPU runs (a cap of your own wins)"))
     budget = next((f"{o}.{k}" for o, t in search.items() for k in t
                    if config.sections.get(f"sweep.{o}.{k}", {}).get("scale") == "time"), None)
     if budget is None and BUDGET_KEY.split(".")[1] in search.get("train", {}):
@@ -342,3 +357,26 @@ def _settings(config: PufferConfig, search: dict[str, dict[str, Any]], origins: 
             notes.append(Note(f"sweep.{key}", "ignored", "sweepd scores each trial once, after training, "
                                                          "by evaluation episodes"))
     return settings
+
+
+
+def cpu_cap_applied(spec: Any) -> bool:
+    """Whether a resolved sweep (`SweepSpec`) trains under `CPU_COST_CAP` because only PufferLib's
+    default.ini set a cap: a CPU sweep from PufferLib's configs whose own files (the env's ini, the
+    sweep files extending it) set none. `sweepd launch` says so on its sweep line."""
+    import configparser
+    import tomllib
+
+    if spec.settings.device != "cpu" or spec.settings.max_suggestion_cost != CPU_COST_CAP:
+        return False
+    files = [Path(p) for p in spec.source.split(" <- ") if p]
+    env_inis = [p for p in files if p.suffix == ".ini" and p.name != "default.ini"]
+    for path in files:
+        if path.suffix == ".toml" and "max_suggestion_cost" in tomllib.loads(path.read_text()).get("sweep", {}):
+            return False
+    for path in env_inis:
+        parser = configparser.ConfigParser()
+        parser.read(path)
+        if parser.has_option("base", "max_suggestion_cost"):
+            return False
+    return bool(env_inis)

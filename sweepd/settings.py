@@ -58,6 +58,12 @@ class SweepSettings:
     # GPU, `sweepd launch` rescales its range by measured steps/s to fit max_suggestion_cost
     # (sweepd/budget.py). Empty: never rescaled.
     budget_param: str = ""
+    # The hardware class the sweep runs on ("cpu" or "cuda"): only agents of that class serve it,
+    # so costs of different hardware never meet in one cost model. Empty in a file: the launching
+    # box's class (`load_spec`'s `device`), which is what the Sweep row stores.
+    device: str = ""
+    # A hint for the agent `sweepd launch` starts: trials run at once on each GPU (0: one).
+    trials_per_gpu: int = 0
 
     @property
     def cost_cap(self) -> float:
@@ -78,3 +84,9 @@ class SweepSettings:
 
 
 SETTING_KEYS = tuple(f.name for f in fields(SweepSettings))
+DEVICES = ("cpu", "cuda")
+
+
+def device_class(device: str) -> str:
+    """The hardware class of a torch device: "cuda:1" -> "cuda"; anything else is "cpu"."""
+    return "cuda" if device.split(":", 1)[0] == "cuda" else "cpu"

@@ -14,6 +14,7 @@ Default ranges, used where a searched parameter gives only `center`:
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import os
@@ -26,7 +27,7 @@ from typing import Any
 
 from sweepd.envs.family import TRIAL_SECTIONS, UnknownMetricError
 from sweepd.search import SEARCHERS
-from sweepd.settings import COST_GRACE_S, SETTING_KEYS, SpecError, SweepSettings
+from sweepd.settings import COST_GRACE_S, DEVICES, SETTING_KEYS, SpecError, SweepSettings
 from sweepd.space import SPACES, Param, middle
 
 TRAINERS = ("puffer", "command")
@@ -120,26 +121,50 @@ def find_sweep_file(name: str) -> Path:
                           f"known: {', '.join(known) or 'none'}, or a PufferLib env (`sweepd show` lists them)")
 
 
-def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None) -> SweepSpec:
+def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None, device: str | None = None) -> SweepSpec:
     """Resolve and validate a sweep by name or path; `overrides` (command-line options: None means
     not given) replace `[sweep]` settings, and an error in one names the option, not a file.
 
-    A name with no sweep file that PufferLib's configs define (or `pufferlib:NAME`) resolves from them."""
+    A name with no sweep file that PufferLib's configs define (or `pufferlib:NAME`) resolves from them,
+    sized for the sweep's device: `--device` (overrides), else the files' `[sweep] device`, else
+    `device` (the launching box's class), else "cpu". The spec's `settings.device` is that device."""
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     for key in given:
         if key not in SETTING_KEYS:
             raise SpecError(None, f"{_option(key)}: no such [sweep] setting{_did_you_mean(key, SETTING_KEYS)}")
     path = find_sweep_file(name_or_path)
     sources = SourceLines()
+    sized_for = given.get("device") or _declared_device(path, sources) or device or "cpu"
     if path.suffix == ".ini":
         name = name_or_path.removeprefix(PUFFER_PREFIX)
-        raw, chain = _puffer_table(name)
+        raw, chain = _puffer_table(name, sized_for)
     else:
-        raw, chain = _load_chain(path, (), sources)
+        raw, chain = _load_chain(path, (), sources, sized_for)
         name = path.stem
     if given:
         raw.setdefault("sweep", {}).update(given)
-    return _resolve(raw, path, chain, name, sources, frozenset(given))
+    return _resolve(raw, path, chain, name, sources, frozenset(given), sized_for)
+
+
+def _declared_device(path: Path, sources: SourceLines) -> str | None:
+    """The `[sweep] device` a sweep file or a file it extends sets (the child's wins), read before
+    any PufferLib config the chain extends is mapped: that mapping sizes trials for the device."""
+    seen: set[Path] = set()
+    while path.suffix == ".toml" and path.resolve() not in seen:
+        seen.add(path.resolve())
+        data = _read_toml(path, sources)
+        sweep = data.get("sweep")
+        if isinstance(sweep, dict) and isinstance(sweep.get("device"), str) and sweep["device"]:
+            return sweep["device"]
+        parent = data.get("extends")
+        if not isinstance(parent, str) or not parent:
+            return None
+        try:
+            path = path.parent / f"{parent}.toml" if (path.parent / f"{parent}.toml").is_file() \
+                else find_sweep_file(parent)
+        except SpecError:
+            return None  # _load_chain reports it
+    return None
 
 
 def _option(key: str) -> str:
@@ -147,13 +172,14 @@ def _option(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
-def _puffer_table(env_name: str) -> tuple[dict[str, Any], tuple[Path, ...]]:
-    """PufferLib's config for `env_name` as a sweep-file dict, and its files (env ini, default.ini)."""
+def _puffer_table(env_name: str, device: str) -> tuple[dict[str, Any], tuple[Path, ...]]:
+    """PufferLib's config for `env_name` as a sweep-file dict sized for `device`, and its files
+    (env ini, default.ini)."""
     import copy
 
     from sweepd.puffer_config import sweep_from_config
 
-    puffer = sweep_from_config(env_name)
+    puffer = sweep_from_config(env_name, device=device)
     return copy.deepcopy(puffer.raw), (puffer.config.path, puffer.config.default_path)
 
 
@@ -172,8 +198,8 @@ def _read_toml(path: Path, sources: SourceLines) -> dict[str, Any]:
         raise SpecError(path, "TOML syntax error: arrays or inline tables nested too deeply") from exc
 
 
-def _load_chain(path: Path, seen: tuple[Path, ...],
-                sources: SourceLines) -> tuple[dict[str, Any], tuple[Path, ...]]:
+def _load_chain(path: Path, seen: tuple[Path, ...], sources: SourceLines,
+                device: str = "cpu") -> tuple[dict[str, Any], tuple[Path, ...]]:
     """The file merged over what it extends; returns the merged dict and the files used."""
     if path.resolve() in seen:
         raise SpecError(path, "extends itself through " + " -> ".join(p.name for p in seen))
@@ -192,9 +218,9 @@ def _load_chain(path: Path, seen: tuple[Path, ...],
         except SpecError as exc:  # the mistake is in the file that extends, not in the file it names
             raise SpecError(path, f"extends \"{parent_name}\": {exc}", sources.line_of(path, "extends")) from exc
     if parent_path.suffix == ".ini":  # extends a PufferLib env's config: its mapped sweep
-        parent, chain = _puffer_table(parent_name)
+        parent, chain = _puffer_table(parent_name, device)
         return _merge(parent, data), (path, *chain)
-    parent, chain = _load_chain(parent_path, (*seen, path.resolve()), sources)
+    parent, chain = _load_chain(parent_path, (*seen, path.resolve()), sources, device)
     return _merge(parent, data), (path, *chain)
 
 
@@ -341,10 +367,12 @@ class SourceLines:
 
 
 def _resolve(raw: dict[str, Any], path: Path, chain: tuple[Path, ...], name: str, sources: SourceLines,
-             overridden: frozenset[str] = frozenset()) -> SweepSpec:
+             overridden: frozenset[str] = frozenset(), device: str = "cpu") -> SweepSpec:
     from sweepd import envs  # the registry of env families; imported late to keep spec light
 
     settings = _settings(raw.get("sweep", {}), chain, sources, overridden)
+    if not settings.device:
+        settings = dataclasses.replace(settings, device=device)
     trainer = raw.get("trainer", "puffer")
     if trainer not in TRAINERS:
         raise SpecError(path, f"trainer must be one of {', '.join(TRAINERS)}, got '{trainer}'",
@@ -437,10 +465,13 @@ def _settings(table: dict[str, Any], chain: tuple[Path, ...], sources: SourceLin
     if settings.curve_points < 0:
         raise fail("curve_points", f"curve_points must be >= 0, got {settings.curve_points}")
     for key in ("max_trials", "num_random_samples", "resample_frequency", "eval_episodes", "eval_seeds",
-                "max_slots"):
+                "max_slots", "trials_per_gpu"):
         if getattr(settings, key) < 0 or (key in ("eval_episodes", "eval_seeds") and getattr(settings, key) < 1):
             raise fail(key, f"{key} must be {'>= 1' if key.startswith('eval') else '>= 0'}, "
                             f"got {getattr(settings, key)}")
+    if settings.device not in ("", *DEVICES):
+        raise fail("device", f"device must be one of {', '.join(DEVICES)}, got '{settings.device}'"
+                             f"{_did_you_mean(settings.device, DEVICES)}")
     if not 0 <= settings.seed < INT32:
         raise fail("seed", f"seed must be in [0, 2**31), got {settings.seed}")
     if settings.max_total_cost < 0:

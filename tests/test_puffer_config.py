@@ -107,7 +107,9 @@ def test_min_equal_max_divides_by_zero_in_pufferlib_and_is_pinned_here(tmp_path)
 
 
 def test_cost_cap_from_the_ini_is_passed_on():
-    assert load_spec("pufferlib:puffer_pong").settings.max_suggestion_cost == 3600.0
+    # default.ini's 3600 s is for GPU runs: passed on to CUDA sweeps, a CPU-sized cap on CPU
+    # (tests/test_gpu_paths.py); an env ini's own cap is passed on to both.
+    assert load_spec("pufferlib:puffer_pong", device="cuda").settings.max_suggestion_cost == 3600.0
     assert load_spec("pufferlib:puffer_impulse_wars").settings.max_suggestion_cost == 10_800.0
 
 
@@ -236,9 +238,10 @@ def write_configs(directory: Path, env_ini: str = ENV_INI) -> Path:
     return directory
 
 
-def fake_sweep(tmp_path: Path, env_ini: str = ENV_INI, sizing: dict | None = None) -> puffer_config.PufferSweep:
+def fake_sweep(tmp_path: Path, env_ini: str = ENV_INI, sizing: dict | None = None,
+               device: str = "cpu") -> puffer_config.PufferSweep:
     return puffer_config.sweep_from_config("puffer_fake", write_configs(tmp_path / "config", env_ini),
-                                           sizing=sizing if sizing is not None else {})
+                                           sizing=sizing if sizing is not None else {}, device=device)
 
 
 def test_distributions_centres_and_integers(tmp_path):
@@ -280,9 +283,11 @@ def test_scale_becomes_the_same_spread_in_sweepds_search(tmp_path):
 
 
 def test_settings_from_the_ini(tmp_path):
-    sweep = fake_sweep(tmp_path)
+    sweep = fake_sweep(tmp_path, device="cuda")
     assert sweep.raw["sweep"] == {"metric": "goal_achieved", "direction": "minimize", "searcher": "carbs",
                                   "max_suggestion_cost": 3600.0, "budget_param": "train.total_timesteps"}
+    # Only default.ini sets the cap: sized for GPU runs, so a CPU sweep gets sweepd's CPU cap.
+    assert fake_sweep(tmp_path).raw["sweep"]["max_suggestion_cost"] == puffer_config.CPU_COST_CAP
     assert ("sweep.downsample", "ignored") in {(n.name, n.action) for n in sweep.notes}
 
 
@@ -298,7 +303,8 @@ def test_origins_name_the_file_and_section(tmp_path):
     assert origins["search.train.learning_rate.min"] == "default.ini [sweep.train.learning_rate]"
     assert origins["search.train.learning_rate.center"] == "ocean/fake.ini [train]"
     assert origins["train.gamma"] == "ocean/fake.ini [train]"
-    assert origins["sweep.max_suggestion_cost"] == "default.ini [base]"
+    assert origins["sweep.max_suggestion_cost"] == puffer_config.CPU_CAP_ORIGIN
+    assert fake_sweep(tmp_path, device="cuda").origins["sweep.max_suggestion_cost"] == "default.ini [base]"
 
 
 @pytest.mark.parametrize(("section", "expected"), [

@@ -51,6 +51,7 @@ class SlotView:
     """One slot of a box now: the trial in it (if any) and the reservation covering it (if any)."""
 
     slot: int
+    gpu: str | None             # the GPU it runs on (a CUDA_VISIBLE_DEVICES entry); None on a CPU box
     user: str | None            # the owner of the sweep whose trial runs here
     sweep: str | None
     sweep_id: int | None
@@ -80,9 +81,10 @@ class BoxStatus:
 
 
 def register_box(engine: Engine, name: str, slots: int, device: str, owner: str, agent: str,
-                 serves: list[int] | None = None) -> None:
-    """Create or update this box's row; the agent that calls it becomes the box's agent. `serves`:
-    the sweep ids the agent leases from (None: every sweep), which `live_agent` reports to `launch`.
+                 gpus: list[str] | None = None, serves: list[int] | None = None) -> None:
+    """Create or update this box's row; the agent that calls it becomes the box's agent. `device` is
+    its hardware class ("cpu" or "cuda"), `gpus` the GPU of each slot on a cuda box, `serves` the
+    sweep ids the agent leases from (None: every sweep), which `live_agent` reports to `launch`.
 
     Names too long for their columns are refused here, once, with one line: on PostgreSQL they would
     fail every later claim, which an agent cannot tell from a database outage."""
@@ -94,10 +96,11 @@ def register_box(engine: Engine, name: str, slots: int, device: str, owner: str,
         row = session.scalar(select(Box).where(Box.name == name).with_for_update())
         if row is None:
             session.add(Box(name=name, slots=slots, device=device, owner=owner, agent=agent, last_seen=now,
-                            state="online", serves=_serves(serves)))
+                            state="online", gpus=list(gpus) if gpus else None, serves=_serves(serves)))
         else:
             row.slots, row.device, row.owner, row.agent, row.last_seen, row.state = (
                 slots, device, owner, agent, now, "online")
+            row.gpus = list(gpus) if gpus else None
             row.serves = _serves(serves)
         record_event(session, now, owner, "agent_started", f"{agent}: {slots} {device} slots", box=name)
 
@@ -277,7 +280,8 @@ def box_status(engine: Engine) -> list[BoxStatus]:
             trial = by_slot.get((box.name, slot))
             user = slot_owner(ranges, slot)
             views.append(SlotView(
-                slot=slot, user=trial.owner if trial else None, sweep=trial.name if trial else None,
+                slot=slot, gpu=box.gpus[slot] if box.gpus and slot < len(box.gpus) else None,
+                user=trial.owner if trial else None, sweep=trial.name if trial else None,
                 sweep_id=trial.sweep_id if trial else None,
                 trial=trial.number if trial else None, trial_id=trial.id if trial else None,
                 status=trial.status if trial else None,

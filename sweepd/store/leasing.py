@@ -315,9 +315,8 @@ def _suggest_and_lease(engine: Engine, candidate: _Candidate, holder: Holder, pr
 
 
 def _may_add_trial(session: Session, sweep: Sweep, holder: Holder) -> bool:
-    """Under the sweep's lock: running, of the slot's class, budget left, under its slot cap, slot not
-    reserved for another."""
-    if sweep.status != SWEEP_RUNNING or sweep.device != holder.device:
+    """Under the sweep's lock: running, budget left, under its slot cap, slot not reserved for another."""
+    if sweep.status != SWEEP_RUNNING:
         return False
     spent, active = budget_spent(session, sweep)
     if spent:

@@ -127,6 +127,9 @@ class Box(Base):
     agent: Mapped[str | None] = mapped_column(String(200))
     # The sweep ids its agent serves (None: every sweep), so `launch` knows whether it picks a sweep up.
     serves: Mapped[list[Any] | None] = mapped_column(JSON)
+    # The CUDA_VISIBLE_DEVICES entry each slot runs on (None: a CPU box); `--trials-per-gpu 2`
+    # on GPUs 0 and 1 gives ["0", "0", "1", "1"].
+    gpus: Mapped[list[Any] | None] = mapped_column(JSON)
     last_seen: Mapped[float] = mapped_column(Float)
     state: Mapped[str] = mapped_column(String(16), default="online")
 
