@@ -125,7 +125,7 @@ class Agent:
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             register_box(self.engine, self.box, self.slots, self.device, self.user, self.id,
-                         serves=self.sweep_ids)
+                         gpus=self.gpus if self.device == "cuda" else None, serves=self.sweep_ids)
             self.log(f"agent {self.id}: {self.slots} {self.device} slot(s) on {self.box}")
             while not self._done():
                 self._periodic()
@@ -183,7 +183,7 @@ class Agent:
         for slot in range(self.slots):
             if slot in self.workers or now < self._poll_at.get(slot, 0.0):
                 continue
-            holder = Holder(agent=self.id, box=self.box, slot=slot, user=self.user)
+            holder = Holder(agent=self.id, box=self.box, slot=slot, user=self.user, device=self.device)
             try:
                 lease = lease_trial(self.engine, holder, propose, self.lease_seconds, self.sweep_ids)
             except DBAPIError as exc:

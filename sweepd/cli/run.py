@@ -13,6 +13,7 @@ from sweepd.cli.options import (
     GraceOption,
     LeaseOption,
     SlotsOption,
+    TrialsPerGpuOption,
     WandbOption,
     WandbProjectOption,
     open_engine,
@@ -36,6 +37,10 @@ def launch(
                                               "searched must be one of this sweep's), observed, not re-run.")] = None,
     detach: Annotated[bool, typer.Option(help="Only queue the sweep; agents run it.")] = False,
     slots: SlotsOption = None,
+    trials_per_gpu: TrialsPerGpuOption = None,
+    device: Annotated[str | None, typer.Option(
+        help="The sweep's hardware class, cpu or cuda: only agents of that class run it (default: the "
+             "sweep file's [sweep] device, else this box's class).")] = None,
     live: Annotated[bool, typer.Option(help="Show the live view (off: log lines only).")] = True,
     lease_seconds: LeaseOption = 60.0,
     grace_seconds: GraceOption = 30.0,
@@ -45,27 +50,39 @@ def launch(
 ) -> None:
     """Start a sweep: write it, then run an agent for it in the foreground unless one runs on this box.
 
-    On a box without a GPU, a sweep with a budget_param (every PufferLib config) first has that
-    param's range fitted to the cost cap from a short, cached speed probe."""
-    overrides = {"max_trials": max_trials, "max_total_cost": max_total_cost, "searcher": searcher,
-                 "max_suggestion_cost": max_suggestion_cost, "seed": seed}
-    spec = load_spec(name, overrides)
-    require_dependency(spec.settings.searcher)  # a missing optional package: one line now, not a paused sweep
-    from sweepd.host import current_user, detect_gpus
+    On a box of the sweep's hardware class, a sweep with a budget_param (every PufferLib config) first
+    has that param's range fitted to the cost cap from a short, cached speed probe. A sweep of another
+    class than this box's needs --detach: agents of its class run it."""
+    from sweepd.budget import fits_here
+    from sweepd.host import box_device, current_user, plan_slots
+    from sweepd.puffer_config import cpu_cap_applied
     from sweepd.store.boxes import live_agent
     from sweepd.store.sweeps import create_sweep, find_sweep
     from sweepd.warm_start import apply_warm_start, read_warm_start
 
-    if spec.settings.budget_param and spec.trainer == "puffer" and (slots is not None or not detect_gpus()):
-        spec = _fit_budget(spec)
+    here = box_device(slots)
+    overrides = {"max_trials": max_trials, "max_total_cost": max_total_cost, "searcher": searcher,
+                 "max_suggestion_cost": max_suggestion_cost, "seed": seed, "device": device,
+                 "trials_per_gpu": trials_per_gpu}
+    spec = load_spec(name, overrides, device=here)
+    require_dependency(spec.settings.searcher)  # a missing optional package: one line now, not a paused sweep
+    if spec.settings.device != here and not detach:
+        raise UsageError(f"this is a {here} box and the sweep runs on {spec.settings.device}: add --detach to "
+                         f"queue it for a {spec.settings.device} box's `sweepd agent`, or --device {here}")
+    per_gpu = spec.settings.trials_per_gpu or 1
+    if fits_here(spec, here):
+        planned = plan_slots(slots, per_gpu)
+        spec = _fit_budget(spec, planned.gpus[0] if planned.gpus else None)
 
     engine = open_engine(db)
     warm = read_warm_start(engine, warm_start, spec) if warm_start else None  # refused before anything is written
     sweep = create_sweep(engine, spec.to_json(), owner=current_user(), name=sweep_name)
     console.print(Text.assemble("sweep ", (sweep.name, "bold"),
-                                f" (id {sweep.id}): {spec.env}, {len(spec.params)} params, "
-                                f"searcher {sweep.searcher}, cap {spec.settings.max_suggestion_cost:g} s/trial, "
-                                f"{spec.settings.max_trials} trials"))
+                                f" (id {sweep.id}): {spec.env} on {spec.settings.device}, {len(spec.params)} "
+                                f"params, searcher {sweep.searcher}, cap {spec.settings.max_suggestion_cost:g} s/trial"
+                                + (" (CPU-sized default: PufferLib's default.ini sets 3600 s for GPU runs; "
+                                   "--max-suggestion-cost to change)" if cpu_cap_applied(spec) else "")
+                                + f", {spec.settings.max_trials} trials"))
     if warm is not None:
         console.print(apply_warm_start(engine, sweep, warm, current_user()))
     if detach:
@@ -85,7 +102,8 @@ def launch(
         console.print(f"agent {running.agent} on this box serves only sweep id(s) "
                       f"{', '.join(map(str, running.serves or ()))}: running an agent for {sweep.name} here")
     # This agent serves this sweep only, and exits when it stops running: `sweepd agent` serves the rest.
-    _run_agent(engine, slots, sweep_ids=[sweep.id], until_sweep=sweep.id, live_sweep=sweep if live else None,
+    _run_agent(engine, slots, per_gpu, sweep_ids=[sweep.id], until_sweep=sweep.id,
+               live_sweep=sweep if live else None,
                lease_seconds=lease_seconds, heartbeat_seconds=lease_seconds / 3, grace_seconds=grace_seconds,
                wandb=wandb, wandb_project=wandb_project, **own_box)
     final = find_sweep(engine, sweep.id)
@@ -100,15 +118,17 @@ def launch(
         raise typer.Exit(1)
 
 
-def _fit_budget(spec: Any) -> Any:
-    """The spec with its budget range fitted to this CPU box (sweepd/budget.py), saying so."""
+def _fit_budget(spec: Any, gpu: str | None) -> Any:
+    """The spec with its budget range fitted to this box (sweepd/budget.py; a CUDA sweep's probe
+    trains on `gpu`), saying so."""
     from sweepd.budget import ProbeFailed, cache_path, fit_budget, load_or_probe
 
     if not cache_path(spec).is_file():
-        console.print(f"budget: measuring {spec.env}'s training speed on this CPU (a short probe trial, "
+        where = f"GPU {gpu}" if spec.settings.device == "cuda" else "CPU"
+        console.print(f"budget: measuring {spec.env}'s training speed on this {where} (a short probe trial, "
                       f"cached)...")
     try:
-        probe, cached = load_or_probe(spec)
+        probe, cached = load_or_probe(spec, gpu)
     except ProbeFailed as exc:
         warn(f"{exc}; {spec.settings.budget_param} keeps PufferLib's range and trials stop at the cost cap")
         return spec
@@ -117,12 +137,12 @@ def _fit_budget(spec: Any) -> Any:
     return fitted
 
 
-def _run_agent(engine: Any, slots: int | None, **options: Any) -> None:
-    """`foreground.run_agent` on the slots `--slots` asks for (sweepd/host.py)."""
+def _run_agent(engine: Any, slots: int | None, trials_per_gpu: int, **options: Any) -> None:
+    """`foreground.run_agent` on the slots `--slots` and `--trials-per-gpu` ask for (sweepd/host.py)."""
     from sweepd.foreground import run_agent
     from sweepd.host import plan_slots
 
-    planned = plan_slots(slots)
+    planned = plan_slots(slots, trials_per_gpu)
     if planned.count < 1:
         raise UsageError(f"--slots must be >= 1, got {planned.count}")
     run_agent(engine, planned, console, **options)
@@ -130,6 +150,9 @@ def _run_agent(engine: Any, slots: int | None, **options: Any) -> None:
 
 def agent(
     slots: SlotsOption = None,
+    trials_per_gpu: Annotated[int, typer.Option(
+        min=1, help="Trials at once on each GPU (each slot pinned to its GPU by CUDA_VISIBLE_DEVICES; "
+                    "`sweepd boxes` shows them as GPU:slot).")] = 1,
     sweep: Annotated[list[str] | None, typer.Option(help="Only work on these sweeps (repeatable).")] = None,
     lease_seconds: LeaseOption = 60.0,
     grace_seconds: GraceOption = 30.0,
@@ -151,7 +174,7 @@ def agent(
     if until_done and (sweep_ids is None or len(sweep_ids) != 1):
         raise UsageError("--until-done needs exactly one --sweep")
     options: dict[str, Any] = {"box": box} if box else {}
-    _run_agent(engine, slots, sweep_ids=sweep_ids, lease_seconds=lease_seconds,
+    _run_agent(engine, slots, trials_per_gpu, sweep_ids=sweep_ids, lease_seconds=lease_seconds,
                heartbeat_seconds=lease_seconds / 3, grace_seconds=grace_seconds, exit_when_idle=exit_when_idle,
                until_sweep=sweep_ids[0] if until_done and sweep_ids else None,
                wandb=wandb, wandb_project=wandb_project, **options)

@@ -1,9 +1,16 @@
 """Trainer "puffer": PufferLib PPO on the trial's env family, stopped before each epoch that would
-leave too little of the cost cap to evaluate, then evaluated (evaluation.py), saved and reported."""
+leave too little of the cost cap to evaluate, then evaluated (evaluation.py), saved and reported.
+
+Test hook: with SWEEPD_TEST_OOM=1 in its environment the worker raises `torch.OutOfMemoryError`
+after its first training epoch, as CUDA does when a searched batch does not fit the GPU, so that
+tests on a box without a GPU prove such a trial fails as the config's fault (hyperparameter), not
+the sweep's (tests/test_gpu_paths.py). Nothing else reads it.
+"""
 
 from __future__ import annotations
 
 import math
+import os
 import time
 import traceback
 from typing import Any
@@ -14,6 +21,7 @@ from sweepd.worker.evaluation import EpisodeLog, EvalEstimate, eval_seeds, evalu
 from sweepd.worker.stopping import StopRequest
 
 EPOCH_SAFETY = 1.25           # the next epoch may take this much longer than the last one
+OOM_HOOK_ENV = "SWEEPD_TEST_OOM"  # tests only (module docstring)
 
 
 def _select_device(requested: str) -> str:
@@ -182,6 +190,8 @@ def run_puffer(trial: TrialPayload, events: EventWriter, clock: CostClock, stop:
             trainer.evaluate()
             rollout_end = time.time()
             trainer.train()
+            if os.environ.get(OOM_HOOK_ENV) == "1":
+                raise torch.OutOfMemoryError(f"{OOM_HOOK_ENV}=1: CUDA out of memory (test hook)")
             _check_finite(trainer)
             curve.check_metric(trial.env, trial.metric)  # a wrong metric fails the first trial early
             epoch_seconds = time.time() - epoch_start
