@@ -198,3 +198,24 @@ def test_cuda_slots_run_two_trials_per_gpu_each_pinned_and_cpu_agents_leave_the_
     assert "cuda" in shown.output and "5:1" in shown.output and "7:3" in shown.output
     as_json = json.loads(CliRunner().invoke(app, ["boxes", "--db", url, "--json"]).output)
     assert {b["name"]: b["device"] for b in as_json} == {"gpubox": "cuda", "laptop": "cpu"}
+
+
+def test_launch_queues_a_cuda_sweep_from_a_cpu_box_only_with_detach(tmp_path, monkeypatch):
+    from sweepd.store import db
+    from sweepd.store.sweeps import find_sweep
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # a CPU box
+    url = f"sqlite:///{tmp_path / 'sweepd.db'}"
+    toy = str(_toy_sweep(tmp_path, trials=2))
+    runner = CliRunner()
+    refused = runner.invoke(app, ["launch", toy, "--device", "cuda", "--db", url, "--no-live", "--no-wandb"])
+    assert refused.exit_code != 0  # the CLI's entry point prints the UsageError as one line
+    assert "this is a cpu box and the sweep runs on cuda: add --detach" in str(refused.exception)
+    queued = runner.invoke(app, ["launch", toy, "--device", "cuda", "--trials-per-gpu", "2", "--detach",
+                                 "--name", "for-gpus", "--db", url])
+    assert queued.exit_code == 0, queued.output
+    assert "(id 1): toy on cuda" in " ".join(queued.output.split())
+    sweep = find_sweep(db.open_store(url), "for-gpus")
+    assert sweep.spec["settings"]["device"] == "cuda" and sweep.spec["settings"]["trials_per_gpu"] == 2
+    for command in ("launch", "agent"):
+        assert "--trials-per-gpu" in runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"}).output
