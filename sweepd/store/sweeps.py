@@ -134,16 +134,20 @@ def list_sweeps(engine: Engine) -> list[SweepInfo]:
 
 
 def set_sweep_status(engine: Engine, ref: str | int, status: str, actor: str, reason: str = "") -> SweepInfo:
-    """Stop, pause or resume a sweep (its running trials are stopped by their agents)."""
+    """Set a sweep running, paused or stopped with a reason (the agent pauses a sweep whose searcher
+    fails this way). A stopped sweep is left as it is: stop is final. The user's verbs are
+    `pause_sweep`, `resume_sweep` and `stop_sweep`, which also say why a change cannot apply."""
     if status not in (SWEEP_RUNNING, SWEEP_PAUSED, SWEEP_STOPPED):
         raise ValueError(f"cannot set a sweep to '{status}'")
     sweep_id = find_sweep(engine, ref).id
     with engine.begin() as conn:
         now = clock(conn)
-        row = conn.execute(update(Sweep).where(Sweep.id == sweep_id)
+        row = conn.execute(update(Sweep).where(Sweep.id == sweep_id, Sweep.status != SWEEP_STOPPED)
                            .values(status=status, status_reason=reason or None,
                                    finished_at=now if status == SWEEP_STOPPED else None)
-                           .returning(*Sweep.__table__.columns)).one()
+                           .returning(*Sweep.__table__.columns)).first()
+        if row is None:
+            return _read(conn, sweep_id)
         record_event(conn, now, actor, f"sweep_{status}", reason, sweep_id=sweep_id)
         return SweepInfo.of(row)
 

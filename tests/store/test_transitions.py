@@ -256,11 +256,16 @@ def test_a_setup_failure_pauses_only_a_running_sweep(engine):
     assert events(engine, sweep_id=sweep.id, kind="sweep_paused") == []
 
 
-def test_stop_and_resume_set_the_sweep_status_and_leave_an_event(engine):
+def test_pause_and_resume_set_the_sweep_status_and_leave_an_event_and_stop_is_final(engine):
     sweep = create_sweep(engine, SPEC, owner="tester")
-    stopped = set_sweep_status(engine, sweep.name, "stopped", "tester", "enough")
-    assert (stopped.status, stopped.status_reason) == ("stopped", "enough") and stopped.finished_at is not None
+    paused = set_sweep_status(engine, sweep.name, "paused", "tester", "looking")
+    assert (paused.status, paused.status_reason) == ("paused", "looking")
     assert lease_trial(engine, holder(), counting_proposer) is None
     resumed = set_sweep_status(engine, sweep.id, "running", "tester")
     assert (resumed.status, resumed.status_reason, resumed.finished_at) == ("running", None, None)
-    assert [e.kind for e in events(engine, sweep_id=sweep.id)] == ["sweep_created", "sweep_stopped", "sweep_running"]
+    stopped = set_sweep_status(engine, sweep.name, "stopped", "tester", "enough")
+    assert (stopped.status, stopped.status_reason) == ("stopped", "enough") and stopped.finished_at is not None
+    assert lease_trial(engine, holder(1), counting_proposer) is None
+    assert set_sweep_status(engine, sweep.id, "running", "tester").status == "stopped"  # final
+    assert [e.kind for e in events(engine, sweep_id=sweep.id)] == [
+        "sweep_created", "sweep_paused", "sweep_running", "sweep_stopped"]
