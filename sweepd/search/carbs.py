@@ -21,9 +21,10 @@ One suggestion, from the history alone (seed, observations in order, pending con
    radius, reflected into the box and rounded to valid values; per dimension the step is scaled by
    the score GP's lengthscale over their geometric mean (clipped to [1/4, 4]), as TuRBO shapes its
    trust region. The radius starts at ``initial_search_radius`` and follows the one-fifth success
-   rule over the last 60 runs: a run that improves the front inside the span of costs already
-   explored adds 0.32 doublings, one that does not (or crashes) takes 0.08, one that is cheaper or
-   costlier than every earlier run is neutral; on top, it doubles per ``stale_window`` runs
+   rule over the sweep's first 60 runs: a run that improves the front inside the span of costs
+   already explored adds 0.32 doublings, one that does not (or crashes) takes 0.08, one that is
+   cheaper or costlier than every earlier run is neutral; every later run counts as a miss, so a
+   long sweep settles back to the local search. On top, it doubles per ``stale_window`` runs
    without any front improvement; at most 4x. A search that keeps improving takes longer steps,
    so an optimum far from the centre is reached within a short sweep.
 5. Acquisition = EI(score over baseline) x P(success) x locality, where the baseline is the front
@@ -510,7 +511,7 @@ class CarbsSearcher(HistorySearcher):
         return np.exp(np.clip(log_ls - log_ls.mean(), -math.log(4.0), math.log(4.0)))
 
     def _improvements(self, horizon: int) -> np.ndarray:
-        """For each of the last ``horizon`` finished or failed runs: +1 if it improved the front inside
+        """For each of the first ``horizon`` finished or failed runs: +1 if it improved the front inside
         the span of costs already explored, -1 if it did not (or failed), 0 if it extended that span.
 
         A run cheaper or costlier than every earlier one is on the front whatever its config: it
@@ -518,7 +519,7 @@ class CarbsSearcher(HistorySearcher):
         """
         h = self.history
         finals, failed = self._finals(), np.array(h.failed, dtype=bool)
-        runs = np.flatnonzero(finals | failed)[-horizon:]
+        runs = np.flatnonzero(finals | failed)[:horizon]
         ok = np.flatnonzero(finals)
         scores, costs = np.array(h.scores)[ok], np.array(h.costs)[ok]
         out = []
@@ -535,16 +536,20 @@ class CarbsSearcher(HistorySearcher):
         return np.array(out, dtype=np.int64)
 
     def _success_doublings(self) -> float:
-        """Radius doublings by the one-fifth success rule over the recent runs (0 to the maximum)."""
+        """Radius doublings by the one-fifth success rule (0 to the maximum).
+
+        The rule sizes the walk of a sweep's first ``_SUCCESS_HORIZON`` runs; every later run counts
+        as a miss, so a long sweep settles back to the local search (its front is dense by then,
+        and small refinements would otherwise keep the radius wide).
+        """
         level = 0.0
         flags = self._improvements(_SUCCESS_HORIZON)
-        h = self.history
-        n_runs = int((self._finals() | np.array(h.failed, dtype=bool)).sum())
-        warmup = max(self.num_random_samples - (n_runs - len(flags)), 0)
-        for flag in flags[warmup:]:
+        for flag in flags[self.num_random_samples:]:
             step = {1: 1.0 - _SUCCESS_RATE, -1: -_SUCCESS_RATE, 0: 0.0}[int(flag)]
             level = min(max(level + _SUCCESS_GAIN * step, 0.0), _MAX_RADIUS_DOUBLINGS)
-        return level
+        h = self.history
+        later = int((self._finals() | np.array(h.failed, dtype=bool)).sum()) - len(flags)
+        return max(level - _SUCCESS_GAIN * _SUCCESS_RATE * later, 0.0)
 
     def _stale_runs(self) -> int:
         """Finished runs since the last one that beat every cheaper-or-equal earlier run.

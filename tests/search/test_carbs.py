@@ -201,3 +201,16 @@ def test_candidate_steps_are_shaped_by_the_score_lengthscales():
     shape = s._step_shape(s._models())
     assert shape[0] < 1.0 < shape[1]  # the knob that matters gets the shorter steps
     assert math.prod(shape) == pytest.approx(1.0)
+
+
+def test_the_success_rule_sizes_only_the_start_of_a_sweep():
+    params = [Param("x", "linear", 0.0, 1.0, 0.5)]
+    s = create_searcher("carbs", params, seed=0, max_suggestion_cost=1e4, num_random_samples=2)
+    s.observe(Observation({"x": 0.0}, 0.0, 1.0))
+    s.observe(Observation({"x": 1.0}, 0.0, 1000.0))
+    for i in range(58):  # every run of the first 60 improves the front at cost 100
+        s.observe(Observation({"x": 0.001 + i / 100}, 1.0 + i, 100.0))
+    assert s._success_doublings() == pytest.approx(2.0)
+    for i in range(10):  # later improvements no longer widen the search: it settles back
+        s.observe(Observation({"x": 0.002 + i / 100}, 100.0 + i, 100.0))
+    assert s._success_doublings() == pytest.approx(2.0 - 10 * 0.4 * 0.2)
