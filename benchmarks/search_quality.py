@@ -2,7 +2,11 @@
 
 Usage: python benchmarks/search_quality.py [--seeds 5] [--problems all] [--max-trials 40] [--workers 4]
 (any run.py option; --searcher defaults to sweepd). Prints run.py's table: normalized Pareto
-hypervolume per problem (1.0 = near-optimal front), trials, trials over the cost cap, suggest seconds.
+hypervolume per problem (1.0 = near-optimal front), trials, trials over the cost cap, suggest seconds
+and trials stopped early. The three regimes of issue 11:
+  --curves --budget-scale 0.15 --max-trials 2000 --seeds 3 --problems all   (curves, Searcher.report)
+  --max-trials 40 --seeds 5 --problems all                                  (a short sweep)
+  --seeds 3 --problems all                                                  (300 trials)
 """
 from __future__ import annotations
 
