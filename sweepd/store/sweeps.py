@@ -166,7 +166,14 @@ def pause_sweep(engine: Engine, ref: str | int, actor: str, *, requeue: bool = F
     retries, what it spent up to its last heartbeat charged to the budget), their agents stop them
     at their next heartbeat (the lease is gone), and they run again on resume. Pausing a paused
     sweep again with `requeue` takes back what still runs."""
-    sweep_id = find_sweep(engine, ref).id
+    info = find_sweep(engine, ref)
+    sweep_id = info.id
+    # What an attempt taken back spent: start to last heartbeat, never over what any attempt may be
+    # charged (max_charge: the bound store/budget.py counts every attempt at).
+    ran = Trial.heartbeat_at - Trial.started_at
+    most = SweepSettings.from_json(info.spec["settings"]).max_charge
+    charge = case((Trial.started_at.is_(None) | Trial.heartbeat_at.is_(None) | (ran <= 0), 0.0),
+                  (ran > most, most), else_=ran)
     with engine.begin() as conn:
         now = clock(conn)
         paused = conn.execute(update(Sweep).where(Sweep.id == sweep_id, Sweep.status == SWEEP_RUNNING)
@@ -179,9 +186,7 @@ def pause_sweep(engine: Engine, ref: str | int, actor: str, *, requeue: bool = F
             numbers = tuple(sorted(conn.scalars(
                 update(Trial).where(Trial.sweep_id == sweep_id, Trial.status.in_(ACTIVE))
                 .values(status=QUEUED, attempts=case((Trial.attempts > 0, Trial.attempts - 1), else_=0),
-                        spent=Trial.spent + case((Trial.started_at.is_not(None) & Trial.heartbeat_at.is_not(None)
-                                                  & (Trial.heartbeat_at > Trial.started_at),
-                                                  Trial.heartbeat_at - Trial.started_at), else_=0.0),
+                        spent=Trial.spent + charge,
                         box=None, slot=None, lock_owner=None, lock_token=None, lock_expires_at=None,
                         started_at=None)
                 .returning(Trial.number)).all()))
