@@ -27,6 +27,7 @@ import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -56,6 +57,7 @@ KILL_WAIT_S = 5.0            # after SIGKILL, how long an exiting agent waits fo
 IDLE_POLL_S = 2.0            # a slot that found no work asks again after this long
 SPAWN_RETRY_S = 10.0         # after this box failed to start a worker, lease nothing for this long
 OUTAGE_RETRY_S = 0.25        # first retry after a database error; doubles up to the heartbeat interval
+LEASE_WAIT_S = 0.5           # the loop waits this long for a lease; a slower searcher answers on a later turn
 DEFERRED = object()          # `_write`'s answer when the database was down: recorded later, if at all
 
 
@@ -117,6 +119,10 @@ class Agent:
         self._reap_after = 0.0         # monotonic time before which this agent does not reap
         self.advisor = StopAdvisor()   # stop decisions: a searcher per sweep, kept until a trial finishes
         self._undecidable: set[int] = set()  # trials whose stop decision raised: they run to their end
+        # Leases are asked for on a thread of their own: a searcher may think for a minute (Protein
+        # does) and the loop must keep heartbeating its running trials meanwhile. One ask at a time.
+        self._lease_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweepd-lease")
+        self._asking: tuple[int, Future[Lease | None]] | None = None  # the slot asked for and its answer
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -129,8 +135,7 @@ class Agent:
             self.log(f"agent {self.id}: {self.slots} {self.device} slot(s) on {self.box}")
             while not self._done():
                 self._periodic()
-                if not self.stopping:
-                    self._lease_free_slots()
+                self._lease_free_slots()
                 self._read_reports(timeout=0.5)
                 self._collect_exited()
                 self._enforce_deadlines()
@@ -139,6 +144,7 @@ class Agent:
                 if self.tracker:
                     self.tracker.poll()
         finally:
+            self._hand_back_asked_lease()
             self._terminate_all("agent exiting")
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -158,6 +164,8 @@ class Agent:
         self.log(f"{signal.Signals(signum).name}: no new trials; running ones get {self.grace_seconds:.0f} s")
 
     def _done(self) -> bool:
+        if self._asking is not None:
+            return False  # a lease may be on its way: it is run, or handed back when stopping
         if self.stopping:
             return not self.workers
         if self.workers:
@@ -176,33 +184,75 @@ class Agent:
 
     def _lease_free_slots(self) -> None:
         """Ask for work for every free slot. Slots differ (a reservation holds some for one user),
-        so a slot that finds nothing only delays its own next ask, never the other slots'."""
+        so a slot that finds nothing only delays its own next ask, never the other slots'. Each ask
+        runs on the lease thread; one the searcher answers within LEASE_WAIT_S is taken at once,
+        a slower one on a later turn of the loop, which heartbeats and reads reports meanwhile."""
+        while True:
+            if self._asking is None and (self.stopping or not self._ask_for_a_free_slot()):
+                return
+            assert self._asking is not None
+            slot, answer = self._asking
+            try:
+                lease = answer.result(timeout=LEASE_WAIT_S)
+            except TimeoutError:
+                return
+            except DBAPIError as exc:
+                self._asking = None
+                self._database_down(exc)
+                self._next_lease = time.monotonic() + self._backoff
+                return
+            except ProposalFailed as failed:
+                self._asking = None
+                self._empty.discard(slot)  # the sweep is paused now: this slot asks again next round
+                self._pause_broken_sweep(failed)
+                continue
+            self._asking = None
+            if self.stopping:
+                self._hand_back(lease)
+                return
+            if not self._take(lease, slot):
+                return
+
+    def _ask_for_a_free_slot(self) -> bool:
+        """Start a lease ask for the first free slot that is due one; False when none is."""
         now = time.monotonic()
         if now < self._next_lease:
-            return
+            return False
         for slot in range(self.slots):
             if slot in self.workers or now < self._poll_at.get(slot, 0.0):
                 continue
             holder = Holder(agent=self.id, box=self.box, slot=slot, user=self.user, device=self.device)
-            try:
-                lease = lease_trial(self.engine, holder, propose, self.lease_seconds, self.sweep_ids)
-            except DBAPIError as exc:
-                self._database_down(exc)
-                self._next_lease = now + self._backoff
-                return
-            except ProposalFailed as failed:
-                self._empty.discard(slot)  # the sweep is paused now: this slot asks again next round
-                self._pause_broken_sweep(failed)
-                continue
-            if lease is None:
-                # Nothing for this slot now: ask again shortly rather than hammer the write lock.
-                self._empty.add(slot)
-                self._poll_at[slot] = now + IDLE_POLL_S
-                continue
-            self._empty.discard(slot)
-            if not self._spawn(lease, slot):
-                self._next_lease = now + SPAWN_RETRY_S  # this box cannot start workers: stop taking trials
-                return
+            self._asking = (slot, self._lease_pool.submit(lease_trial, self.engine, holder, propose,
+                                                          self.lease_seconds, self.sweep_ids))
+            return True
+        return False
+
+    def _take(self, lease: Lease | None, slot: int) -> bool:
+        """Run a lease on its slot; False when this box should ask for no more work for now."""
+        if lease is None:
+            # Nothing for this slot now: ask again shortly rather than hammer the write lock.
+            self._empty.add(slot)
+            self._poll_at[slot] = time.monotonic() + IDLE_POLL_S
+            return True
+        self._empty.discard(slot)
+        if not self._spawn(lease, slot):
+            self._next_lease = time.monotonic() + SPAWN_RETRY_S  # this box cannot start workers
+            return False
+        return True
+
+    def _hand_back_asked_lease(self) -> None:
+        """On exit: wait for an ask still in flight and re-queue what it leased (no worker will run it)."""
+        if self._asking is not None:
+            _slot, answer = self._asking
+            self._asking = None
+            with contextlib.suppress(Exception):
+                self._hand_back(answer.result())
+        self._lease_pool.shutdown(wait=True)
+
+    def _hand_back(self, lease: Lease | None) -> None:
+        if lease is not None:
+            self._write(lambda: fail_trial(self.engine, lease, "agent shutdown before the trial started", INFRA,
+                                           cost=0.0), lease)
 
     def _pause_broken_sweep(self, failed: ProposalFailed) -> None:
         """A sweep whose searcher raises would fail on every agent that reaches it: pause it with the
