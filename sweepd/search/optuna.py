@@ -49,7 +49,7 @@ class OptunaSearcher(HistorySearcher):
                  n_startup_trials: int = 10, num_random_samples: int = 0, resample_frequency: int = 0,
                  budget_param: str | None = None, curve_points: int = 0, early_stop: bool = False,
                  early_stop_probability: float = 0.0, early_stop_min_fraction: float = 0.0) -> None:
-        from sweepd.search import require_dependency
+        from sweepd.search.dependency import require_dependency
 
         self._optuna = require_dependency("optuna")
         if not params:

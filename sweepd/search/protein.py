@@ -60,7 +60,7 @@ class ProteinSearcher(HistorySearcher):
                  num_random_samples: int = 0, resample_frequency: int = 0, budget_param: str | None = None,
                  curve_points: int = 0, early_stop: bool = False, early_stop_probability: float = 0.0,
                  early_stop_min_fraction: float = 0.0) -> None:
-        from sweepd.search import require_dependency
+        from sweepd.search.dependency import require_dependency
 
         self._sweep = require_dependency("protein")
         if not params:
