@@ -368,6 +368,8 @@ class Agent:
             return
         if decision.stop:
             worker.early_stop = decision.reason
+            # Said now: a worker already past its last epoch finishes as planned (not marked stopped).
+            self.log(f"trial {worker.label}: asked to stop early ({decision.reason})")
             with contextlib.suppress(ProcessLookupError):
                 os.kill(worker.proc.pid, STOP_SIGNAL)
 
