@@ -45,7 +45,7 @@ from sweepd.store.boxes import heartbeat_box, register_box
 from sweepd.store.db import data_dir
 from sweepd.store.history import history_version, sweep_history
 from sweepd.store.leasing import Holder, Lease, lease_trial
-from sweepd.store.models import INFRA, SETUP, SWEEP_PAUSED, SWEEP_RUNNING
+from sweepd.store.models import INFRA, SETUP, SWEEP_PAUSED, SWEEP_RUNNING, InvalidRequest
 from sweepd.store.sweeps import NotFound, find_sweep, set_sweep_status, sweep_statuses
 from sweepd.store.transitions import fail_trial, finish_trial, heartbeat_trial, reap_expired, start_trial
 from sweepd.worker.clock import process_start_time
@@ -95,15 +95,15 @@ class Agent:
 
     def __post_init__(self) -> None:
         if self.slots < 1:
-            raise ValueError(f"an agent needs at least one slot, got {self.slots}")
+            raise InvalidRequest(f"an agent needs at least one slot, got {self.slots}")
         if not (self.lease_seconds > 0 and math.isfinite(self.lease_seconds)):
-            raise ValueError(f"lease expiry must be a positive number of seconds, got {self.lease_seconds}")
+            raise InvalidRequest(f"lease expiry must be a positive number of seconds, got {self.lease_seconds}")
         if self.device == "cuda":
             self.gpus = list(self.gpus) if self.gpus is not None else visible_gpus()
             if len(self.gpus) < self.slots:
-                raise ValueError(f"{self.slots} cuda slot(s) but {len(self.gpus)} visible GPU(s): {self.gpus}")
+                raise InvalidRequest(f"{self.slots} cuda slot(s) but {len(self.gpus)} visible GPU(s): {self.gpus}")
         if self.heartbeat_seconds > self.lease_seconds / 3:
-            raise ValueError(f"heartbeat interval {self.heartbeat_seconds} s must be <= lease expiry / 3 "
+            raise InvalidRequest(f"heartbeat interval {self.heartbeat_seconds} s must be <= lease expiry / 3 "
                              f"({self.lease_seconds / 3:.1f} s): one missed beat must not lose a lease")
         self.id = f"{self.box}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.workers: dict[int, Worker] = {}          # slot -> worker

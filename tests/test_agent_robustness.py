@@ -72,9 +72,9 @@ def toy_file(tmp_path: Path) -> Path:
 
 
 def new_sweep(engine, toy_file: Path, trials: int = 1, name: str | None = None, searcher: str = "random",
-              drop: str | None = None) -> SweepInfo:
+              drop: str | None = None, device: str = "cpu") -> SweepInfo:
     """The toy sweep in the database, its stored spec optionally broken (an unknown searcher, a key dropped)."""
-    spec = load_spec(str(toy_file), {"max_trials": trials}).to_json()
+    spec = load_spec(str(toy_file), {"max_trials": trials, "device": device}).to_json()
     spec["settings"]["searcher"] = searcher
     if drop is not None:
         del spec[drop]
@@ -122,7 +122,7 @@ def test_a_slot_reserved_for_someone_else_does_not_stop_the_other_slots(tmp_path
 def test_cuda_slots_run_on_the_inherited_visible_devices(sqlite_url, tmp_path, toy_file, fake_worker, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5")
     engine = open_store(sqlite_url)
-    sweep = new_sweep(engine, toy_file, trials=2)
+    sweep = new_sweep(engine, toy_file, trials=2, device="cuda")  # a cuda agent serves cuda sweeps only
 
     run_agent(engine, tmp_path, slots=2, device="cuda", worker_command=fake_worker("gpu"))
 
@@ -241,7 +241,8 @@ def test_an_unknown_failure_category_is_a_hyperparameter_failure(sqlite_url, tmp
     (b'{"event": "progress", "step": true, "score": "1", "elapsed": -Infinity}',
      {"event": "progress", "step": None, "score": None, "elapsed": None}),
     (b'{"event": "result", "score": 2, "cost": -1, "score_stderr": NaN, "truncated": "yes"}',
-     {"event": "result", "score": 2.0, "cost": None, "score_stderr": None, "truncated": False}),
+     {"event": "result", "score": 2.0, "cost": None, "score_stderr": None, "truncated": False,
+      "stopped": False, "steps": None}),
     (b'{"event": "failed", "reason": 42, "category": "infra"}',
      {"event": "failed", "reason": "worker reported a failure", "category": "hyperparameter"}),
 ])

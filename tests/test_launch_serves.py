@@ -22,10 +22,12 @@ def test_a_box_row_tells_which_sweeps_its_live_agent_serves(db_url):
     register_box(engine, "box-s", 1, "cpu", "tester", "agent-1", serves=[7, 3])
     running = live_agent(engine, "box-s", within=60.0)
     assert running is not None and running.serves == (3, 7)
-    assert running.serves_sweep(3) and not running.serves_sweep(4)
+    assert running.serves_sweep(3, "cpu") and not running.serves_sweep(4, "cpu")
     heartbeat_box(engine, "box-s", "agent-1", serves=None)  # an agent serving every sweep
     running = live_agent(engine, "box-s", within=60.0)
-    assert running is not None and running.serves is None and running.serves_sweep(4)
+    assert running is not None and running.serves is None and running.serves_sweep(4, "cpu")
+    # ... of its own hardware class: a CPU agent never leases a cuda sweep (issue 15).
+    assert not running.serves_sweep(4, "cuda")
     heartbeat_box(engine, "box-s", "agent-1", "offline", serves=None)
     assert live_agent(engine, "box-s", within=60.0) is None
 

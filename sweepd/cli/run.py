@@ -90,7 +90,7 @@ def launch(
         return
     host = socket.gethostname()
     running = live_agent(engine, host, within=60.0)
-    if running is not None and running.serves_sweep(sweep.id):
+    if running is not None and running.serves_sweep(sweep.id, spec.settings.device):
         console.print(f"agent {running.agent} already runs on this box and will pick it up; "
                       f"follow with `sweepd status {sweep.name}`")
         return
@@ -99,8 +99,9 @@ def launch(
         # That agent (another launch's, or `sweepd agent --sweep`) never leases this sweep: run one
         # for it beside it, as a box of its own (a box row is one agent's).
         own_box["box"] = f"{host}-launch-{sweep.id}"
-        console.print(f"agent {running.agent} on this box serves only sweep id(s) "
-                      f"{', '.join(map(str, running.serves or ()))}: running an agent for {sweep.name} here")
+        serves = f"only sweep id(s) {', '.join(map(str, running.serves))}" if running.serves is not None \
+            else f"{running.device} sweeps only"
+        console.print(f"agent {running.agent} on this box serves {serves}: running an agent for {sweep.name} here")
     # This agent serves this sweep only, and exits when it stops running: `sweepd agent` serves the rest.
     _run_agent(engine, slots, per_gpu, sweep_ids=[sweep.id], until_sweep=sweep.id,
                live_sweep=sweep if live else None,
@@ -113,7 +114,8 @@ def launch(
     console.print(sweep_view(final, trial_table(engine, sweep.id)))
     if final.status == "paused":
         err_console.print(Text.assemble((f"sweep {final.name} paused:", "red"), f" {final.status_reason}\n"
-                                        f"fix the cause, then `sweepd retry {final.name}`"),
+                                        f"fix the cause, then `sweepd retry {final.name}` "
+                                        f"(`sweepd resume {final.name}` after a pause)"),
                           highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 

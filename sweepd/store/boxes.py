@@ -119,14 +119,15 @@ def _serves(sweep_ids: list[int] | None) -> list[int] | None:
 
 @dataclass(frozen=True)
 class LiveAgent:
-    """The agent heartbeating a box, and the sweeps it serves (None: every sweep)."""
+    """The agent heartbeating a box, its hardware class and the sweeps it serves (None: every sweep)."""
 
     agent: str
     serves: tuple[int, ...] | None
+    device: str = "cpu"
 
-    def serves_sweep(self, sweep_id: int) -> bool:
-        """Whether this agent leases trials of sweep `sweep_id`."""
-        return self.serves is None or sweep_id in self.serves
+    def serves_sweep(self, sweep_id: int, device: str) -> bool:
+        """Whether this agent leases trials of sweep `sweep_id`, whose class is `device`."""
+        return self.device == device and (self.serves is None or sweep_id in self.serves)
 
 
 def live_agent(engine: Engine, box: str, within: float) -> LiveAgent | None:
@@ -136,7 +137,8 @@ def live_agent(engine: Engine, box: str, within: float) -> LiveAgent | None:
         row = session.scalar(select(Box).where(Box.name == box, Box.state == "online"))
         if row is None or row.agent is None or now - row.last_seen > within:
             return None
-        return LiveAgent(row.agent, tuple(int(i) for i in row.serves) if row.serves is not None else None)
+        return LiveAgent(row.agent, tuple(int(i) for i in row.serves) if row.serves is not None else None,
+                         row.device)
 
 
 def slot_owners(reservations: list[tuple[str, int | None]]) -> list[tuple[int, float, str]]:
