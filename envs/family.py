@@ -139,6 +139,9 @@ class EnvFamily:
     # The keys its episode logs carry (PufferLib's `environment/<key>`), where known before any
     # training: `[sweep] metric` is checked against them at launch; None: checked in the first trial.
     metric_keys: ClassVar[tuple[str, ...] | None] = None
+    # The [env] key counting agents in one env copy, for envs that step many (snake's arena of
+    # snakes): a batch is copies x agents x bptt_horizon, which the budget probe must know.
+    agents_key: ClassVar[str | None] = None
     defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     gpu_defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = {"train": TRAINER_SETTINGS}
     # Env settings for evaluation only: C envs log episode stats every `report_interval` steps;

@@ -72,6 +72,7 @@ class GpuDriveFamily(EnvFamily):
 
     puffer_env = "puffer_gpudrive"
     score_key = "score"
+    agents_key = "num_agents"
     eval_env: ClassVar[dict[str, Any]] = {"report_interval": 1}
     defaults: ClassVar[dict[str, dict[str, Any]]] = {
         "vec": {"backend": "Serial", "num_envs": 1, "num_workers": "auto", "batch_size": "auto"},

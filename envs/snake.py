@@ -20,6 +20,7 @@ class SnakeFamily(EnvFamily):
     score_key = "score"
     # PufferLib's C Log struct (ocean/snake/snake.h); `n` counts the episodes each log averages.
     metric_keys = ("perf", "score", "episode_return", "episode_length")
+    agents_key = "num_snakes"
     eval_env: ClassVar[dict[str, Any]] = {"report_interval": 1}
     defaults: ClassVar[dict[str, dict[str, Any]]] = {
         "vec": {"backend": "Serial", "num_envs": 1},

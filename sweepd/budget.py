@@ -146,7 +146,12 @@ def batch_estimate(spec: SweepSpec) -> int:
         return int(train["batch_size"])
     if isinstance(env.get("num_envs"), int) and isinstance(train.get("bptt_horizon"), int):
         vec_envs = vec["num_envs"] if isinstance(vec.get("num_envs"), int) and vec["num_envs"] > 0 else 1
-        return max(1, env["num_envs"] * vec_envs * train["bptt_horizon"])
+        from sweepd import envs
+
+        agents_key = envs.get(spec.env).agents_key if spec.trainer == "puffer" else None
+        agents = env.get(agents_key) if agents_key else 1
+        agents = agents if isinstance(agents, int) and agents > 0 else 1
+        return max(1, env["num_envs"] * agents * vec_envs * train["bptt_horizon"])
     if isinstance(train.get("minibatch_size"), int) and train["minibatch_size"] > 0:
         return int(train["minibatch_size"])
     return 8192

@@ -80,9 +80,10 @@ def test_a_cuda_probe_runs_on_one_gpu_and_a_cpu_probe_on_one_thread():
 def test_the_batch_estimate_follows_the_sizing_of_the_sweeps_device():
     from sweepd.budget import batch_estimate
 
-    # CPU: one arena (each snake at least one agent) x 64 steps; CUDA: snake.ini's 16 envs x 4 arenas x 64.
-    assert batch_estimate(load_spec("snake", device="cpu")) == 64
-    assert batch_estimate(load_spec("snake", device="cuda")) == 16 * 4 * 64
+    # Every snake is an agent (EnvFamily.agents_key): CPU: one arena of 256 snakes x 64 steps, the
+    # batch PuffeRL sizes ('auto'); CUDA: snake.ini's 16 envs x 4 arenas x 256 snakes x 64.
+    assert batch_estimate(load_spec("snake", device="cpu")) == 256 * 64
+    assert batch_estimate(load_spec("snake", device="cuda")) == 16 * 4 * 256 * 64
 
 
 def test_a_cuda_probe_on_a_box_without_a_gpu_fails_with_the_workers_reason(tmp_path, monkeypatch):

@@ -92,6 +92,16 @@ def test_snake_trial_reports_started_progress_result_and_checkpoint(tmp_path):
 
 
 @needs_pufferlib
+def test_total_timesteps_under_one_batch_trains_one_batch(tmp_path):
+    # 1,000 steps is under snake's batch of 256 snakes x 64 steps: PuffeRL would divide by 0 epochs.
+    events, status, log, _ = run_worker(trial(tmp_path, config={"train": {"total_timesteps": 1_000}}))
+    assert status == 0, log
+    result = events[-1]
+    assert result["event"] == "result" and result["truncated"] is False
+    assert result["steps"] == 256 * 64
+
+
+@needs_pufferlib
 def test_tiny_cost_cap_truncates_training_and_the_trial_ends_inside_the_cap(tmp_path):
     cap = 15.0
     events, status, log, wall = run_worker(

@@ -153,8 +153,15 @@ def run_puffer(trial: TrialPayload, events: EventWriter, clock: CostClock, stop:
         raise _build_failure(exc) from exc
 
     curve = EpisodeLog(score_key)
+    train_args = dict(args["train"])
+    batch = train_args.get("batch_size")
+    if batch == "auto" and isinstance(train_args.get("bptt_horizon"), int):
+        batch = vecenv.num_agents * train_args["bptt_horizon"]  # as PuffeRL sizes it
+    if isinstance(batch, int) and int(train_args["total_timesteps"]) < batch:
+        # PufferLib trains whole batches and divides by their count (0 epochs: ZeroDivisionError).
+        train_args["total_timesteps"] = batch
     try:
-        trainer = puffer_trainer_class()(dict(args["train"]), vecenv, policy, on_stats=curve.add_stats)
+        trainer = puffer_trainer_class()(train_args, vecenv, policy, on_stats=curve.add_stats)
     except pufferlib.APIUsageError as exc:
         # PuffeRL rejects batch geometry (batch < minibatch, horizon not dividing it, ...): a
         # property of the searched values, so the searcher should learn to avoid it.
@@ -168,7 +175,7 @@ def run_puffer(trial: TrialPayload, events: EventWriter, clock: CostClock, stop:
     events.emit("started", time=time.time())
     first_epoch = FirstEpochWatch(clock, events)  # fails the trial if the first epoch outlasts the cap
     train_start, train_cpu_start = time.time(), time.process_time()
-    total_timesteps = int(args["train"]["total_timesteps"])
+    total_timesteps = int(train_args["total_timesteps"])
     estimate = EvalEstimate(build_seconds=build_seconds, agents=vecenv.num_agents)
     progress_every = max(1.0, trial.cost_cap / 20)
     next_progress = time.time() + progress_every
