@@ -5,6 +5,9 @@ another sweep file key by key; the child wins. Everything is validated before an
 is written, and every problem is a `SpecError` naming the file and, where it can be found, the
 line: one readable line for the CLI.
 
+Over 400 lines on purpose: one concept (a sweep file, read and checked), whose length is the list
+of checks, each naming its file and line; split, every check would need the same reader passed along.
+
 Default ranges, used where a searched parameter gives only `center`:
 - log:    [center / 10, center * 10]
 - logit:  one decade either side in log10(x / (1 - x))  (0.99 -> [0.908, 0.999])
