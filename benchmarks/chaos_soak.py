@@ -47,7 +47,7 @@ from typing import Any
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from toy import write_toy_sweep  # the test suite's tiny command trainer
+from toy import descendants, write_toy_sweep  # the test suite's tiny command trainer and /proc walk
 
 PG_BIN = Path("/usr/lib/postgresql")
 LEASE_SECONDS = 3.0
@@ -113,24 +113,6 @@ class OwnCluster(Server):
 
 # --- the processes under test -------------------------------------------------------------------
 
-def children(pid: int) -> list[int]:
-    """Every live descendant of `pid`, from /proc."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
 def is_worker(pid: int) -> bool:
     try:
         return b"sweepd.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -194,14 +176,14 @@ class Soak:
             return False
         agent = rng.choice(agents)
         if kind == "kill-worker":
-            workers = [pid for pid in children(agent.pid) if is_worker(pid)]
+            workers = [pid for pid in descendants(agent.pid) if is_worker(pid)]
             if not workers:
                 return False
             worker = rng.choice(workers)
             send(worker, signal.SIGKILL)
             self.note(began, f"kill-worker: SIGKILL worker {worker} of agent {agent.pid}")
         elif kind == "kill-agent":
-            tree = children(agent.pid)
+            tree = descendants(agent.pid)
             agent.kill()
             agent.wait(10)
             for pid in tree:  # a dead box's processes die with it
@@ -210,7 +192,7 @@ class Soak:
             self.note(began, f"kill-agent: SIGKILL agent {agent.pid} (+{len(tree)} children), "
                              f"started {replacement.pid}")
         elif kind == "freeze-agent":
-            tree = [agent.pid, *children(agent.pid)]
+            tree = [agent.pid, *descendants(agent.pid)]
             for pid in tree:
                 send(pid, signal.SIGSTOP)
             frozen = LEASE_SECONDS * 2 + 1
@@ -223,7 +205,7 @@ class Soak:
 
     def close(self) -> None:
         for proc in self.agents:
-            tree = [proc.pid, *children(proc.pid)]
+            tree = [proc.pid, *descendants(proc.pid)]
             for pid in tree:
                 send(pid, signal.SIGCONT)
             for pid in tree:

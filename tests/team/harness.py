@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from toy import alive, toy_runs, wait_for, write_toy_sweep  # noqa: F401 (re-exported to the team tests)
+from toy import alive, descendants, toy_runs, wait_for, write_toy_sweep  # noqa: F401 (re-exported to the team tests)
 
 from sweepd.store import db
 from sweepd.store.history import sweep_history
@@ -121,24 +121,6 @@ def retry_db(read: Callable[[], Any], timeout: float = 30.0) -> Any:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
-
-
-def descendants(pid: int) -> list[int]:
-    """Every live descendant of `pid` (children first), from /proc."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
 
 
 def worker_of(agent: subprocess.Popen[str]) -> int:
