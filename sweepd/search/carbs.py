@@ -3,6 +3,10 @@
 The search is local: it proposes configs near the cost/score Pareto front of what has been
 observed, and picks the one whose predicted score most improves on the front at its predicted cost.
 
+Over 400 lines on purpose: suggestions and stop decisions share one set of surrogates, fitted once
+per observation and cached here; splitting them would pass that cache between modules. The
+generic pieces live apart (gp.py, pareto.py, history.py).
+
 One suggestion, from the history alone (seed, observations in order, pending configs):
 
 1. Warm-up (the first ``num_random_samples`` suggestions, counting observed and pending, or while
