@@ -49,16 +49,19 @@ class ProposalFailed(Exception):
 
 
 def searcher_options(sweep: SweepInfo, spec: SweepSpec) -> dict[str, Any]:
-    """The sweep's searcher options, from its `[sweep]` settings (every searcher takes the
-    learning-curve and stop options; only carbs acts on them)."""
+    """The sweep's searcher options, from its `[sweep]` settings: every searcher takes the warm-up
+    length, the resample cadence and the learning-curve and stop options (only carbs stops trials);
+    carbs also its radius, cheap-cost grouping and cost quantile."""
     settings = spec.settings
     options: dict[str, Any] = {
         "budget_param": settings.budget_param or None, "curve_points": settings.curve_points,
         "early_stop": settings.early_stopping == "on", "early_stop_probability": settings.early_stop_probability,
-        "early_stop_min_fraction": settings.early_stop_min_fraction}
+        "early_stop_min_fraction": settings.early_stop_min_fraction,
+        "num_random_samples": settings.num_random_samples, "resample_frequency": settings.resample_frequency}
     if sweep.searcher == "carbs":
-        options.update(num_random_samples=settings.num_random_samples,
-                       resample_frequency=settings.resample_frequency)
+        options.update(initial_search_radius=settings.initial_search_radius,
+                       min_pareto_cost_fraction=settings.min_pareto_cost_fraction,
+                       cost_quantile=settings.cost_quantile)
     return options
 
 

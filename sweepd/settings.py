@@ -40,6 +40,13 @@ class SweepSettings:
     max_total_cost: float = 0.0
     num_random_samples: int = 4
     resample_frequency: int = 5
+    # The search's own knobs (sweepd/search/carbs.py; optuna takes num_random_samples as its
+    # start-up trials and protein both counts as its own): the Gaussian step around front configs
+    # in basic units, the cheapest fraction of the cost span counted as one cost on the front, and
+    # the quantile of predicted cost that must fit under max_suggestion_cost.
+    initial_search_radius: float = 0.3
+    min_pareto_cost_fraction: float = 0.1
+    cost_quantile: float = 0.9
     # Early stopping (sweepd/advisor.py): "on" ends a running trial the searcher gives less than
     # early_stop_probability of improving the front at its planned cost, once it has trained
     # early_stop_min_fraction of its run; "off" never. curve_points: points of each finished

@@ -465,6 +465,14 @@ def _settings(table: dict[str, Any], chain: tuple[Path, ...], sources: SourceLin
     if not 0 < settings.early_stop_min_fraction <= 1:
         raise fail("early_stop_min_fraction",
                    f"early_stop_min_fraction must be in (0, 1], got {settings.early_stop_min_fraction}")
+    if not 0 < settings.initial_search_radius <= 10:
+        raise fail("initial_search_radius",
+                   f"initial_search_radius must be in (0, 10] basic units, got {settings.initial_search_radius}")
+    if not 0 <= settings.min_pareto_cost_fraction < 1:
+        raise fail("min_pareto_cost_fraction",
+                   f"min_pareto_cost_fraction must be in [0, 1), got {settings.min_pareto_cost_fraction}")
+    if not 0 < settings.cost_quantile < 1:
+        raise fail("cost_quantile", f"cost_quantile must be in (0, 1), got {settings.cost_quantile}")
     if settings.curve_points < 0:
         raise fail("curve_points", f"curve_points must be >= 0, got {settings.curve_points}")
     for key in ("max_trials", "num_random_samples", "resample_frequency", "eval_episodes", "eval_seeds",

@@ -19,9 +19,10 @@ The cost cap is Optuna's constraint ``cost - max_suggestion_cost <= 0`` on finis
 ranks trials over the cap below every feasible one. Optuna has no cost model, so it cannot keep a
 new config under the cap; the worker stops every trial at the cap as it does for any searcher.
 
-Options (keyword arguments of ``create_searcher("optuna", ...)``): ``n_startup_trials`` (10,
-Optuna's default: random configs before TPE starts). ``num_random_samples``,
-``resample_frequency`` and the early-stopping options (``budget_param``, ``curve_points``,
+Options (keyword arguments of ``create_searcher("optuna", ...)``): ``num_random_samples`` (10,
+Optuna's default; a sweep passes its ``[sweep] num_random_samples``, the warm-up every searcher
+gets): random configs before TPE starts, Optuna's ``n_startup_trials``. ``resample_frequency`` and
+the early-stopping options (``budget_param``, ``curve_points``,
 ``early_stop``, ``early_stop_probability``, ``early_stop_min_fraction``) are accepted (a sweep file
 may set them for any searcher) and ignored: ``report`` records a curve point and never stops a trial.
 """
@@ -46,7 +47,7 @@ class OptunaSearcher(HistorySearcher):
     """Optuna's TPE on (score, cost), from the history alone (see the module docstring)."""
 
     def __init__(self, params: Sequence[Param], seed: int = 0, max_suggestion_cost: float = math.inf, *,
-                 n_startup_trials: int = 10, num_random_samples: int = 0, resample_frequency: int = 0,
+                 num_random_samples: int = 10, resample_frequency: int = 0,
                  budget_param: str | None = None, curve_points: int = 0, early_stop: bool = False,
                  early_stop_probability: float = 0.0, early_stop_min_fraction: float = 0.0) -> None:
         from sweepd.search.dependency import require_dependency
@@ -54,11 +55,11 @@ class OptunaSearcher(HistorySearcher):
         self._optuna = require_dependency("optuna")
         if not params:
             raise ValueError("a searcher needs at least one parameter")
-        if n_startup_trials < 0:
-            raise ValueError(f"n_startup_trials must be >= 0, got {n_startup_trials}")
+        if num_random_samples < 0:
+            raise ValueError(f"num_random_samples must be >= 0, got {num_random_samples}")
         self.params, self.seed = tuple(params), int(seed)
         self.max_suggestion_cost = float(max_suggestion_cost)
-        self.n_startup_trials = int(n_startup_trials)
+        self.n_startup_trials = int(num_random_samples)
         self.history = History(self.params)
         self._distributions = {p.name: _distribution(self._optuna, p) for p in self.params}
 

@@ -27,11 +27,13 @@ Protein honours the cap only as it can: it drops candidates whose predicted cost
 when all are over, it takes the first candidate regardless (PufferLib's behaviour). The worker
 stops every trial at the cap as it does for any searcher. ``suggest()`` takes seconds (two GP fits).
 
-Options: ``num_random_samples``, ``resample_frequency`` and the early-stopping options
-(``budget_param``, ``curve_points``, ``early_stop``, ``early_stop_probability``,
-``early_stop_min_fraction``) are accepted (a sweep file may set them for any searcher) and ignored:
-Protein keeps PufferLib's defaults, and PufferLib 3.0's Protein stops no run early (``report``
-records a curve point and never stops a trial).
+Options: ``num_random_samples`` and ``resample_frequency`` are Protein's own (PufferLib's defaults,
+50 and 0, when not given; a sweep passes its ``[sweep]`` values, as it does to every searcher; the
+rebuilt Protein is told how many suggestions came before, so its resample cadence holds).
+The early-stopping options (``budget_param``, ``curve_points``, ``early_stop``,
+``early_stop_probability``, ``early_stop_min_fraction``) are accepted (a sweep file may set them
+for any searcher) and ignored: PufferLib 3.0's Protein stops no run early (``report`` records a
+curve point and never stops a trial).
 """
 from __future__ import annotations
 
@@ -57,7 +59,7 @@ class ProteinSearcher(HistorySearcher):
     """PufferLib's Protein, from the history alone (see the module docstring)."""
 
     def __init__(self, params: Sequence[Param], seed: int = 0, max_suggestion_cost: float = math.inf, *,
-                 num_random_samples: int = 0, resample_frequency: int = 0, budget_param: str | None = None,
+                 num_random_samples: int = 50, resample_frequency: int = 0, budget_param: str | None = None,
                  curve_points: int = 0, early_stop: bool = False, early_stop_probability: float = 0.0,
                  early_stop_min_fraction: float = 0.0) -> None:
         from sweepd.search.dependency import require_dependency
@@ -71,16 +73,21 @@ class ProteinSearcher(HistorySearcher):
         self.max_suggestion_cost = float(max_suggestion_cost)
         self.history = History(self.params)
         self.sweep_config = sweep_config(self.params)
+        self.num_random_samples, self.resample_frequency = int(num_random_samples), int(resample_frequency)
 
     def suggest(self) -> Suggestion:
         """Protein's next config, from a Protein that has observed the whole history (recorded as pending)."""
         h = self.history
         seed = int(h.rng(self.seed).integers(2**32))
         with _seeded(seed), _silenced():
-            protein = self._sweep.Protein(self.sweep_config, max_suggestion_cost=self.max_suggestion_cost)
+            protein = self._sweep.Protein(self.sweep_config, max_suggestion_cost=self.max_suggestion_cost,
+                                          num_random_samples=self.num_random_samples,
+                                          resample_frequency=self.resample_frequency)
             for x, score, cost, failed in zip(h.x, h.scores, h.costs, h.failed, strict=True):
                 if not failed:
                     protein.observe(_nested(from_basic(self.params, x)), score, max(cost, COST_FLOOR))
+            # What a long-lived Protein would have counted: its resample cadence runs on this count.
+            protein.suggestion_idx = h.n_observed + h.n_pending
             suggested, info = protein.suggest(None)
             values = self._values(suggested)
             pending = set(h.pending_keys)
