@@ -113,6 +113,10 @@ _SUCCESS_RATE = 0.2
 _SUCCESS_GAIN = 0.4
 _SUCCESS_HORIZON = 60
 _SHRINK_FACTORS = (0.5, 0.25, 0.1)
+# A front config is resampled only while its lead over every cheaper config is under this many
+# standard errors of its mean score (the score GP's noise over sqrt(runs)): its place on the front
+# may be luck. A lead beyond that would survive a repeat, which would then only cost a run.
+_RESAMPLE_MARGIN = 2.0
 _WARMUP_DRAWS = 64
 _MIN_FRACTION = 1e-3  # a curve point's fraction of its run is floored here (u stays finite)
 
@@ -128,6 +132,12 @@ class _Front:
     count: np.ndarray  # runs of the config
     front: np.ndarray  # indices into the above, sorted by cost
     group: float  # runs cheaper than this count as costing this much (cheap runs are noisy)
+
+    def margin(self, i: int) -> float:
+        """How much config ``i`` beats every cheaper config (inf for the cheapest group)."""
+        c = max(self.cost[i], self.group)
+        cheaper = [j for j in range(len(self.cost)) if j != i and max(self.cost[j], self.group) <= c]
+        return float(self.score[i] - self.score[cheaper].max()) if cheaper else math.inf
 
     def dominated_below(self, cost: float) -> float:
         """The best front score at or below ``cost``: a run must beat it to improve the front there."""
@@ -266,9 +276,14 @@ class CarbsSearcher(HistorySearcher):
         fr = self._front()
         if fr is None:
             return None
+        models = self._models()
+        if models is None:
+            return None
         pending = set(h.pending_keys)
+        noise = math.sqrt(models.score.noise_var)
         options = [i for i in fr.front
-                   if h.key(fr.x[i]) not in pending and fr.cost[i] <= self.max_suggestion_cost]
+                   if h.key(fr.x[i]) not in pending and fr.cost[i] <= self.max_suggestion_cost
+                   and fr.margin(i) < _RESAMPLE_MARGIN * noise / math.sqrt(fr.count[i])]
         if not options:
             return None
         i = min(options, key=lambda j: (fr.count[j], fr.cost[j]))
