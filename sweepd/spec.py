@@ -13,6 +13,10 @@ Default ranges, used where a searched parameter gives only `center`:
 - logit:  one decade either side in log10(x / (1 - x))  (0.99 -> [0.908, 0.999])
 - linear: [center / 2, center * 2] for a positive centre (a zero or negative centre needs min/max)
 - pow2:   [center / 4, center * 4]
+
+A choice param lists its values instead: `space = "choice"` (the default when `values` is given),
+`values = [...]` (at least two distinct strings, numbers or booleans, of one kind), `center` (a
+listed value; default the first); `space = "bool"` is short for `values = [false, true]`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import math
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -31,11 +36,13 @@ from typing import Any
 from sweepd.envs.family import TRIAL_SECTIONS, UnknownMetricError
 from sweepd.search import SEARCHERS
 from sweepd.settings import COST_GRACE_S, DEVICES, SETTING_KEYS, SpecError, SweepSettings
-from sweepd.space import SPACES, Param, middle
+from sweepd.space import SPACES, Param, choice_error, middle
 
 TRAINERS = ("puffer", "command")
 TOP_KEYS = ("extends", "env_name", "trainer", "command", "sweep", "search", *TRIAL_SECTIONS)
-PARAM_KEYS = ("space", "min", "max", "center", "integer", "scale")
+PARAM_KEYS = ("space", "min", "max", "center", "integer", "scale", "values")
+SPEC_SPACES = (*SPACES, "bool")  # "bool": a sweep file's shorthand for a choice of false, true
+CHOICE_KEYS = ("space", "values", "center", "scale")
 PUFFER_PREFIX = "pufferlib:"  # a sweep name that means PufferLib's config for the env, never a sweep file
 PARAM_FIELDS = tuple(f.name for f in fields(Param))
 INT32 = 2**31  # integer settings are stored in 32-bit columns (PostgreSQL refuses more; SQLite would not)
@@ -69,7 +76,8 @@ class SweepSpec:
             "command": list(self.command), "defaults": self.defaults,
             "settings": {k: getattr(self.settings, k) for k in SETTING_KEYS},
             "params": [{"name": p.name, "space": p.space, "min": p.min, "max": p.max,
-                        "center": p.center, "integer": p.integer, "scale": p.scale} for p in self.params],
+                        "center": p.center, "integer": p.integer, "scale": p.scale}
+                       | ({"values": list(p.values)} if p.is_choice else {}) for p in self.params],
         }
 
     @classmethod
@@ -407,9 +415,11 @@ def _resolve(raw: dict[str, Any], path: Path, chain: tuple[Path, ...], name: str
         raise SpecError(path, "nothing to search: add a searched param such as [search.train.learning_rate] "
                               "with space, min and max", sources.line_of(path, "search"))
     _check_command_placeholders(trainer, command, params, defaults, path, sources)
-    if settings.budget_param and settings.budget_param not in {p.name for p in params}:
+    if settings.budget_param and settings.budget_param not in {p.name for p in params if not p.is_choice}:
         owner = _owner(chain, "budget_param", sources)
-        raise SpecError(owner, f"[sweep] budget_param '{settings.budget_param}' names no searched param",
+        what = "a choice, not a step count" if settings.budget_param in {p.name for p in params} \
+            else "no searched param"
+        raise SpecError(owner, f"[sweep] budget_param '{settings.budget_param}' names {what}",
                         sources.line_of(owner, "budget_param"))
     return SweepSpec(name=name, env=env, trainer=trainer, settings=settings, params=params,
                      defaults=defaults, command=tuple(command), source=" <- ".join(map(str, chain)))
@@ -505,9 +515,14 @@ def _param(name: str, table: dict[str, Any], path: Path, sources: SourceLines) -
     def fail(message: str) -> SpecError:
         return SpecError(path, f"[search.{name}] {message}", line)
 
-    space = table.get("space", "linear")
-    if not isinstance(space, str) or space not in SPACES:
-        raise fail(f"space must be one of {', '.join(SPACES)}, got '{space}'{_did_you_mean(space, SPACES)}")
+    space = table.get("space", "choice" if "values" in table else "linear")
+    if not isinstance(space, str) or space not in SPEC_SPACES:
+        raise fail(f"space must be one of {', '.join(SPEC_SPACES)}, got '{space}'{_did_you_mean(space, SPEC_SPACES)}")
+    if space in ("choice", "bool"):
+        return _choice_param(name, space, table, path, sources, fail)
+    if "values" in table:
+        raise fail(f"values = [...] lists the values of a choice: write space = \"choice\" (not {space}), "
+                   "or min and max for a range")
     for k in ("min", "max", "center"):
         if k in table and (isinstance(table[k], bool) or not isinstance(table[k], int | float)):
             raise fail(f"{k} must be a number, got {table[k]!r}")
@@ -547,6 +562,33 @@ def _param(name: str, table: dict[str, Any], path: Path, sources: SourceLines) -
                      scale=None if scale is None else float(scale))
     except ValueError as exc:
         raise fail(str(exc)) from exc
+
+
+def _choice_param(name: str, space: str, table: dict[str, Any], path: Path, sources: SourceLines,
+                  fail: Callable[[str], SpecError]) -> Param:
+    """A `space = "choice"` (or "bool") param: its values checked where the file lists them."""
+    for k in table:
+        if k not in CHOICE_KEYS:
+            raise fail(f"a choice takes {', '.join(CHOICE_KEYS)}, not {k} (the values are the range)")
+    if space == "bool":
+        if "values" in table:
+            raise fail("space = \"bool\" is the choice of false and true: drop values, or write space = \"choice\"")
+        values: Any = [False, True]
+    elif "values" not in table:
+        raise fail("a choice needs values = [...], e.g. values = [\"relu\", \"tanh\"]")
+    else:
+        values = table["values"]
+    center = table.get("center", values[0] if isinstance(values, list) and values else None)
+    problem = choice_error(values, center)
+    if problem:
+        line = sources.line_in(path, f"search.{name}", "values" if problem.startswith("values") else "center")
+        raise SpecError(path, f"[search.{name}] {problem}", line or sources.table_line(path, f"search.{name}")
+                        or sources.line_of(path, name.split(".", 1)[1]))
+    scale = table.get("scale")
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int | float)
+                              or not (math.isfinite(scale) and scale > 0)):
+        raise fail(f"scale must be a number > 0 (value steps per basic unit, sweepd/space.py), got {scale!r}")
+    return Param.choice(name, values, center, None if scale is None else float(scale))
 
 
 def _default_range(space: str, center: float) -> tuple[float, float] | None:

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from sweepd.space import Param, from_basic, snap, to_basic
+from sweepd.space import CHOICE_SPACING, Param, from_basic, snap, to_basic
 
 
 def test_log_space_is_decades_in_basic_units():
@@ -80,3 +80,74 @@ def test_missing_values_take_the_center():
 def test_impossible_params_raise_value_error(kwargs):
     with pytest.raises(ValueError):
         Param("p", **kwargs)
+
+
+# -- choices --------------------------------------------------------------------------------------
+
+CHOICES = [Param.choice("policy.activation", ["tanh", "relu", "gelu"], "relu"),
+           Param.choice("train.flag", [False, True]),
+           Param.choice("train.clip", [0.1, 0.2, 0.3, 1]),
+           Param.choice("env.layers", [1, 2, 4, 8], 4)]
+
+
+@pytest.mark.parametrize("param", CHOICES, ids=lambda p: p.name)
+def test_every_value_of_a_choice_round_trips_through_basic_coordinates(param):
+    for value in param.values:
+        assert type(param.from_basic(param.to_basic(value))) is type(value)
+        assert param.from_basic(param.to_basic(value)) == value
+    assert param.round(param.center) == param.center
+
+
+@pytest.mark.parametrize("param", CHOICES, ids=lambda p: p.name)
+def test_a_choice_is_an_ordinal_coordinate_with_one_equal_cell_per_value(param):
+    n = len(param.values)
+    lo, hi = param.basic_bounds
+    assert (lo, hi) == pytest.approx((-CHOICE_SPACING / 2, (n - 0.5) * CHOICE_SPACING))
+    assert param.to_basic(param.values[1]) - param.to_basic(param.values[0]) == pytest.approx(CHOICE_SPACING)
+    xs = np.random.default_rng(0).uniform(lo, hi, 40_000)  # what the random searcher draws
+    counts = np.bincount([param.index(param.from_basic(x)) for x in xs], minlength=n)
+    assert counts.min() > 0.9 * len(xs) / n  # every value about equally often, the ends too
+    assert np.allclose(param.snap_basic(xs), [param.to_basic(param.from_basic(x)) for x in xs], atol=1e-12)
+
+
+def test_a_step_of_half_the_spacing_reaches_the_neighbouring_value():
+    p = CHOICES[0]
+    x = p.to_basic("relu")
+    assert p.from_basic(x + 0.45 * CHOICE_SPACING) == "relu"
+    assert p.from_basic(x + 0.55 * CHOICE_SPACING) == "gelu"
+    assert p.from_basic(x - 0.55 * CHOICE_SPACING) == "tanh"
+    assert p.from_basic(x + 10) == "gelu" and p.from_basic(x - 10) == "tanh"
+
+
+def test_choice_values_keep_their_kind_and_are_never_confused():
+    flag = Param.choice("train.flag", [False, True])
+    with pytest.raises(ValueError, match="1 is not one of false, true"):
+        flag.round(1)  # True == 1 in Python, not in a sweep
+    with pytest.raises(ValueError, match="swish is not one of tanh, relu, gelu"):
+        CHOICES[0].to_basic("swish")
+    assert CHOICES[2].round(1.0) == 1 and CHOICES[2].round(0.24) == 0.2  # numbers: the nearest listed
+
+
+def test_a_choice_survives_a_json_round_trip_of_its_fields():
+    import dataclasses
+    import json
+
+    for p in CHOICES:
+        fields = json.loads(json.dumps(dataclasses.asdict(p)))  # values come back as a list
+        assert Param(**fields) == p and hash(Param(**fields)) == hash(p)
+
+
+@pytest.mark.parametrize(("values", "center", "message"), [
+    (["a", 1], None, "values mix numbers and strings (a, 1): list one kind"),
+    ([True, 0], None, "values mix booleans and numbers (true, 0): list one kind"),
+    (["relu"], None, "at least 2 values"),
+    (["relu", "tanh", "relu"], None, "values list relu twice"),
+    ([1, 1.0], None, "values list 1.0 twice"),
+    ([0.1, math.inf], None, "values must be finite numbers"),
+    ([[1], [2]], None, "values must be strings, numbers or booleans, got [1]"),
+    (["relu", "tanh"], "gelu", "center gelu is not one of the values (relu, tanh)"),
+])
+def test_impossible_choices_raise_value_error(values, center, message):
+    with pytest.raises(ValueError) as info:
+        Param.choice("policy.activation", values, center)
+    assert message in str(info.value)

@@ -102,7 +102,7 @@ BAD_CASES = {
                                                 "[search]\ntrain = 5\n"),
                                    "[search] train must hold tables such as [search.train.learning_rate], got 5"),
     "space_not_a_string": (GOOD.replace('space = "log"', "space = 5"),
-                           "space must be one of log, linear, logit, pow2, got '5'"),
+                           "space must be one of log, linear, logit, pow2, choice, bool, got '5'"),
     "command_not_a_list": (GOOD.replace('env_name = "snake"', 'env_name = "snake"\ncommand = 5'),
                            "command must be a list of strings"),
     "seed_too_big": (GOOD.replace("max_trials = 3", "max_trials = 3\nseed = 99999999999"),
@@ -303,3 +303,61 @@ def test_an_error_in_a_many_param_file_names_its_header_line(tmp_path):
     with pytest.raises(SpecError, match="did you mean 'log'") as info:
         load_spec(str(path))
     assert path.read_text().splitlines()[info.value.line - 1] == "[search.train.p1500]"
+
+
+# -- choice and boolean params ------------------------------------------------------------------------
+
+CHOICES = GOOD + """
+[search.policy.activation]
+space = "choice"
+values = ["tanh", "relu", "gelu"]
+center = "relu"
+
+[search.train.anneal_lr]
+space = "bool"
+
+[search.train.update_epochs]
+values = [1, 2, 4]
+"""
+
+
+def test_choice_and_bool_params_are_read_with_their_values_and_centres(tmp_path):
+    spec = load_spec(str(write(tmp_path, CHOICES)))
+    params = {p.name: p for p in spec.params}
+    activation, anneal, epochs = params["policy.activation"], params["train.anneal_lr"], params["train.update_epochs"]
+    assert (activation.space, activation.values, activation.center) == ("choice", ("tanh", "relu", "gelu"), "relu")
+    assert (anneal.space, anneal.values, anneal.center) == ("choice", (False, True), False)  # default: the first
+    assert (epochs.space, epochs.values, epochs.center) == ("choice", (1, 2, 4), 1)  # values alone: a choice
+    assert SweepSpec.from_json(spec.to_json()) == spec
+    import json
+
+    assert SweepSpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec  # as stored on the Sweep row
+
+
+@pytest.mark.parametrize(("table", "message", "line_of"), [
+    ('values = ["relu", 1]', "values mix numbers and strings (relu, 1): list one kind", "values"),
+    ('values = [true, "yes"]', "values mix booleans and strings (true, yes): list one kind", "values"),
+    ('values = ["relu"]', "values must list at least 2 values to choose from, got relu alone", "values"),
+    ('values = ["relu", "tanh", "relu"]', "values list relu twice", "values"),
+    ('values = ["relu", "tanh"]\ncenter = "gelu"', "center gelu is not one of the values (relu, tanh)", "center"),
+    ('values = [[1], [2]]', "values must be strings, numbers or booleans, got [1]", "values"),
+    ('values = "relu"', "values must be a list such as", "values"),
+    ('space = "choice"', "a choice needs values = [...]", "[search"),
+    ('values = [1, 2]\nmin = 1', "a choice takes space, values, center, scale, not min", "[search"),
+    ('space = "log"\nvalues = [1, 2]', "values = [...] lists the values of a choice", "[search"),
+    ('space = "bool"\nvalues = [1, 2]', "space = \"bool\" is the choice of false and true", "[search"),
+])
+def test_a_bad_choice_is_one_line_naming_the_file_and_line(tmp_path, table, message, line_of):
+    text = GOOD + f"\n[search.policy.activation]\n{table}\n"
+    path = write(tmp_path, text)
+    with pytest.raises(SpecError) as info:
+        load_spec(str(path))
+    assert str(info.value).startswith(f"{path}:{info.value.line}: [search.policy.activation] "), str(info.value)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert text.splitlines()[info.value.line - 1].startswith(line_of)
+
+
+def test_a_choice_cannot_be_the_budget_param(tmp_path):
+    text = CHOICES.replace("max_trials = 3", 'max_trials = 3\nbudget_param = "train.update_epochs"')
+    with pytest.raises(SpecError, match=r"budget_param 'train\.update_epochs' names a choice, not a step count"):
+        load_spec(str(write(tmp_path, text)))

@@ -14,6 +14,9 @@ Parameters map onto Optuna distributions:
 - ``logit``: a float in log10-odds, ``FloatDistribution(logit(min), logit(max))``, so TPE's kernels
   are as wide near 0.999 as near 0.9, as sweepd's own search sees the space
 - ``pow2``: the integer exponent, ``IntDistribution(log2(min), log2(max))``
+- ``choice``: ``CategoricalDistribution(values)`` (``suggest_categorical``): TPE models each value's
+  frequency among good trials, so list order means nothing to it (sweepd's own search treats it
+  as distance, sweepd/space.py)
 
 The cost cap is Optuna's constraint ``cost - max_suggestion_cost <= 0`` on finished trials: TPE
 ranks trials over the cap below every feasible one. Optuna has no cost model, so it cannot keep a
@@ -38,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from sweepd.search.history import History, HistorySearcher, Suggestion
-from sweepd.space import Param, from_basic
+from sweepd.space import Param, Value, from_basic
 
 _MAX_ASKS = 20  # asks before a pending config is proposed again (only a tiny discrete space gets there)
 
@@ -112,6 +115,8 @@ class OptunaSearcher(HistorySearcher):
 def _distribution(optuna: Any, p: Param) -> Any:
     """The Optuna distribution that searches ``p`` (see the module docstring)."""
     dist = optuna.distributions
+    if p.is_choice:
+        return dist.CategoricalDistribution(p.values)
     if p.space == "pow2":
         return dist.IntDistribution(math.ceil(math.log2(p.min)), math.floor(math.log2(p.max)))
     if p.space == "logit":
@@ -121,8 +126,10 @@ def _distribution(optuna: Any, p: Param) -> Any:
     return dist.FloatDistribution(p.min, p.max, log=p.space == "log")
 
 
-def _to_optuna(p: Param, value: float, distribution: Any) -> float | int:
+def _to_optuna(p: Param, value: Value, distribution: Any) -> Value:
     """A valid sweepd value as the value of its Optuna distribution (inside its bounds)."""
+    if p.is_choice:
+        return p.round(value)
     if p.space == "pow2":
         return round(math.log2(value))
     if p.is_integer:
@@ -131,8 +138,10 @@ def _to_optuna(p: Param, value: float, distribution: Any) -> float | int:
     return min(max(v, distribution.low), distribution.high)
 
 
-def _from_optuna(p: Param, value: float) -> float | int:
+def _from_optuna(p: Param, value: Any) -> Value:
     """The sweepd value (valid, rounded) of an Optuna sample."""
+    if p.is_choice:
+        return p.round(value)
     if p.space == "pow2":
         return p.round(2.0 ** int(value))
     if p.space == "logit":

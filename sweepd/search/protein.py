@@ -7,7 +7,11 @@ sweepd runs the installed PufferLib's Protein as PufferLib's ``sweep`` loop does
   tables: ``log`` -> ``log_normal``, ``logit`` -> ``logit_normal``, ``linear`` -> ``uniform`` or
   ``int_uniform``, ``pow2`` -> ``uniform_pow2``; ``mean`` = the centre; ``scale`` = ``auto``
   unless the param sets one, which is converted back as sweepd.puffer_config converts it in),
-  with the cap as Protein's ``max_suggestion_cost``.
+  with the cap as Protein's ``max_suggestion_cost``. Protein has no categorical space: a
+  ``choice`` goes to it as the value's index, an ``int_uniform`` param over [-0.5, n - 0.5] (a
+  cell of width 1 per value, as in sweepd's basic box, so its uniform draws pick every value
+  equally often), always with the scale that matches sweepd's step (``auto`` would be a quarter
+  of the list: a boolean would never flip), and each index Protein proposes maps back to its value.
 - Finished trials are replayed through ``Protein.observe`` in order, one observation per trial
   (its evaluated score and total cost). PufferLib's loop also observes each run's downsampled
   learning curve; sweepd's history holds final results only. Failed trials are left out: Protein
@@ -50,7 +54,7 @@ import torch
 
 from sweepd.search.history import History, HistorySearcher, Suggestion
 from sweepd.search.pareto import COST_FLOOR
-from sweepd.space import Param, from_basic
+from sweepd.space import Param, Value, from_basic
 
 _MAX_DRAWS = 100  # random draws before a pending config is proposed again (tiny discrete spaces only)
 
@@ -85,7 +89,8 @@ class ProteinSearcher(HistorySearcher):
                                           resample_frequency=self.resample_frequency)
             for x, score, cost, failed in zip(h.x, h.scores, h.costs, h.failed, strict=True):
                 if not failed:
-                    protein.observe(_nested(from_basic(self.params, x)), score, max(cost, COST_FLOOR))
+                    protein.observe(self._protein_values(from_basic(self.params, x)), score,
+                                    max(cost, COST_FLOOR))
             # What a long-lived Protein would have counted: its resample cadence runs on this count.
             protein.suggestion_idx = h.n_observed + h.n_pending
             suggested, info = protein.suggest(None)
@@ -101,13 +106,22 @@ class ProteinSearcher(HistorySearcher):
         return Suggestion(params=values, predicted_score=_finite(info.get("score")),
                           predicted_cost=_finite(info.get("cost")), kind=kind)  # type: ignore[arg-type]
 
-    def _values(self, nested: Mapping[str, Any]) -> dict[str, float | int]:
+    def _values(self, nested: Mapping[str, Any]) -> dict[str, Value]:
         """sweepd's (valid, rounded) config from Protein's nested {section: {key: value}} dict."""
-        values = {}
+        values: dict[str, Value] = {}
         for p in self.params:
             section, key = p.name.split(".", 1)
-            values[p.name] = p.round(float(nested[section][key]))
+            given = float(nested[section][key])
+            if p.is_choice:  # an index (see the module docstring)
+                values[p.name] = p.values[min(max(round(given), 0), len(p.values) - 1)]
+            else:
+                values[p.name] = p.round(given)
         return values
+
+    def _protein_values(self, values: Mapping[str, Value]) -> dict[str, dict[str, Any]]:
+        """A sweepd config as Protein's nested dict, each choice as its index."""
+        by_name = {p.name: p for p in self.params}
+        return _nested({name: by_name[name].index(v) if by_name[name].is_choice else v for name, v in values.items()})
 
 
 def sweep_config(params: Sequence[Param]) -> dict[str, Any]:
@@ -115,6 +129,11 @@ def sweep_config(params: Sequence[Param]) -> dict[str, Any]:
     config: dict[str, Any] = {"metric": "score", "goal": "maximize"}
     for p in params:
         section, key = p.name.split(".", 1)
+        if p.is_choice:
+            config.setdefault(section, {})[key] = {"distribution": "int_uniform", "min": -0.5,
+                                                   "max": len(p.values) - 0.5, "mean": p.index(p.center),
+                                                   "scale": _puffer_scale(p)}
+            continue
         config.setdefault(section, {})[key] = {"distribution": _distribution(p), "min": p.min, "max": p.max,
                                                "mean": p.center, "scale": _puffer_scale(p)}
     return config
@@ -133,7 +152,7 @@ def _distribution(p: Param) -> str:
 def _puffer_scale(p: Param) -> float | str:
     """PufferLib's scale for ``p``: ``auto`` unless the param sets its own, converted back from
     sweepd's basic scale (the inverse of sweepd.puffer_config's conversion)."""
-    if p.scale is None:
+    if p.scale is None and not p.is_choice:
         return "auto"
     from sweepd.puffer_config import SEARCH_RADIUS
 

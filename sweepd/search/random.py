@@ -1,4 +1,5 @@
-"""Random search: uniform in the box of basic coordinates (log-uniform for log params).
+"""Random search: uniform in the box of basic coordinates (log-uniform for log params; every value
+of a choice equally often, as each owns a cell of the same width, sweepd/space.py).
 
 The baseline the CARBS-style searcher is judged against. It ignores costs, scores and learning
 curves: ``report`` records a curve point and never stops a trial. ``num_random_samples``,
