@@ -16,6 +16,7 @@ json` and `sweepd enqueue NEW_SWEEP --from-json FILE`.
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,9 +65,10 @@ def as_json(best: Best) -> dict[str, Any]:
 
 
 def as_args(best: Best) -> str:
-    """PufferLib command-line arguments for the searched params: `--train.learning_rate 0.0003 ...`
-    (the sweep's other settings are its env's config, as the trials ran them)."""
-    return " ".join(f"--{name} {_number(value)}" for name, value in sorted(best.result.params.items()))
+    """PufferLib command-line arguments for the searched params: `--train.learning-rate 0.0003 ...`
+    (the sweep's other settings are its env's config, as the trials ran them). Names as PufferLib's
+    `load_config` declares its options (underscores as dashes); strings shell-quoted where needed."""
+    return " ".join(f"--{name.replace('_', '-')} {_arg(value)}" for name, value in sorted(best.result.params.items()))
 
 
 def as_toml(best: Best) -> str:
@@ -88,5 +90,14 @@ def as_toml(best: Best) -> str:
     return to_toml(rerun, notes=notes)
 
 
-def _number(value: Any) -> str:
-    return repr(value) if isinstance(value, float) else str(value)  # repr: the exact float, back
+def _arg(value: Any) -> str:
+    """One value as PufferLib's command line reads it back: floats exactly (repr), strings as they are.
+
+    PufferLib 3 declares each option with `type=type(default)`, and `bool(text)` is True for any text
+    but the empty one: True is `True`, False the empty argument `''`.
+    """
+    if isinstance(value, bool):
+        return "True" if value else "''"
+    if isinstance(value, str):
+        return shlex.quote(value)
+    return repr(value) if isinstance(value, float) else str(value)

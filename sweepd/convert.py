@@ -50,8 +50,9 @@ def to_toml(spec: SweepSpec, origins: Mapping[str, str] | None = None,
             lines.append(_line(key, value, origins.get(f"{section}.{key}")))
     for param in spec.params:
         lines += ["", f"[search.{param.name}]"]
-        fields: dict[str, Any] = {"space": param.space, "min": param.min, "max": param.max,
-                                  "center": param.center, "integer": param.integer}
+        fields: dict[str, Any] = ({"space": param.space, "values": list(param.values), "center": param.center}
+                                  if param.is_choice else {"space": param.space, "min": param.min, "max": param.max,
+                                                           "center": param.center, "integer": param.integer})
         if param.scale is not None:
             fields["scale"] = param.scale
         for key, value in fields.items():

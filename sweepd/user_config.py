@@ -3,6 +3,8 @@ file or a CSV file, each checked against the sweep's params and completed with t
 
 A config names params by the sweep's names (`train.learning_rate`); a param it leaves out takes
 its centre, so `train.learning_rate=3e-4` alone is the sweep's starting point with one change.
+A choice takes one of its listed values, as text (`policy.activation=relu`, `train.anneal_lr=true`)
+or typed (JSON).
 Every error is a SpecError naming the file and line (CSV row, JSON entry) and the param at fault.
 """
 
@@ -11,15 +13,15 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from sweepd.settings import SpecError
-from sweepd.space import Param
+from sweepd.space import Param, Value, as_text
 
 
-def from_assignments(params: Sequence[Param], words: Sequence[str]) -> dict[str, float | int]:
+def from_assignments(params: Sequence[Param], words: Sequence[str]) -> dict[str, Value]:
     """One config from `name=value` words (values as the command line gives them: text)."""
     given: dict[str, Any] = {}
     for word in words:
@@ -32,7 +34,7 @@ def from_assignments(params: Sequence[Param], words: Sequence[str]) -> dict[str,
     return complete(params, given)
 
 
-def from_json_file(params: Sequence[Param], path: Path) -> list[dict[str, float | int]]:
+def from_json_file(params: Sequence[Param], path: Path) -> list[dict[str, Value]]:
     """Configs from a JSON file: one object of params, a list of them, or objects holding them under
     "params" (what `sweepd best --format json` prints)."""
     try:
@@ -50,7 +52,7 @@ def from_json_file(params: Sequence[Param], path: Path) -> list[dict[str, float 
     return configs
 
 
-def from_csv_file(params: Sequence[Param], path: Path) -> list[dict[str, float | int]]:
+def from_csv_file(params: Sequence[Param], path: Path) -> list[dict[str, Value]]:
     """Configs from a CSV file: a header row of param names, then one config a row (an empty cell
     takes the param's centre)."""
     rows = list(csv.reader(_read(path).splitlines()))
@@ -69,7 +71,7 @@ def from_csv_file(params: Sequence[Param], path: Path) -> list[dict[str, float |
 
 
 def complete(params: Sequence[Param], given: Mapping[str, Any], path: Path | None = None, prefix: str = "",
-             line: int | None = None) -> dict[str, float | int]:
+             line: int | None = None) -> dict[str, Value]:
     """`given` checked against `params` (known names, numbers inside each param's range, integers
     and powers of two where the param wants them), with every param left out at its centre."""
     by_name = {p.name: p for p in params}
@@ -81,10 +83,12 @@ def complete(params: Sequence[Param], given: Mapping[str, Any], path: Path | Non
             for p in params}
 
 
-def _value(param: Param, raw: Any, path: Path | None, prefix: str, line: int | None) -> float | int:
+def _value(param: Param, raw: Any, path: Path | None, prefix: str, line: int | None) -> Value:
     def fail(why: str) -> SpecError:
         return SpecError(path, f"{prefix}{param.name}: {raw!r} {why}", line)
 
+    if param.is_choice:
+        return _choice(param, raw, fail)
     if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
         raise fail("is not a number")
     try:
@@ -103,6 +107,32 @@ def _value(param: Param, raw: Any, path: Path | None, prefix: str, line: int | N
     return value
 
 
+def _choice(param: Param, raw: Any, fail: Callable[[str], SpecError]) -> Value:
+    """The listed value `raw` names: the value itself (JSON), or its text (a word, a CSV cell), read
+    as the sweep file writes it (true/false, numbers as numbers: `0.10` is 0.1)."""
+    for value in param.values:
+        if isinstance(raw, str) and not isinstance(value, str):
+            if raw.strip().lower() == as_text(value) or (_is_number(value) and _number(raw) == value):
+                return value
+        elif type(raw) is bool or type(value) is bool:
+            if type(raw) is type(value) and raw == value:
+                return value
+        elif raw == value:
+            return value
+    raise fail(f"is not one of the param's values ({', '.join(map(as_text, param.values))})")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")
@@ -113,4 +143,7 @@ def _read(path: Path) -> str:
 
 
 def _example(params: Sequence[Param]) -> str:
-    return f"{params[0].name}={params[0].center:g}" if params else "train.learning_rate=3e-4"
+    if not params:
+        return "train.learning_rate=3e-4"
+    center = params[0].center
+    return f"{params[0].name}={center:g}" if _is_number(center) else f"{params[0].name}={as_text(center)}"

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sweepd.front import MARK_LEGEND, ConfigResult, end_mark, sweep_front
+from sweepd.space import as_text
 from sweepd.store.review import TrialInfo
 from sweepd.store.sweeps import SweepInfo
 
@@ -59,13 +60,20 @@ def fmt_params(params: dict[str, Any], center: dict[str, Any] | None = None) -> 
     for name, value in params.items():
         if center is not None and _same(center.get(name), value):
             continue
-        text = f"{value:.3g}" if isinstance(value, float) else str(value)
-        parts.append(f"{name.split('.')[-1]}={text}")
+        parts.append(f"{name.split('.')[-1]}={fmt_value(value)}")
     return ", ".join(parts) or "(centre)"
+
+
+def fmt_value(value: Any, digits: int = 3) -> str:
+    """A param's value, short: floats to `digits` significant digits, anything else as a sweep file
+    writes it (a choice's value as listed, booleans true/false)."""
+    return f"{value:.{digits}g}" if isinstance(value, float) else as_text(value)
 
 
 def _same(a: Any, b: Any) -> bool:
     """Equal, or equal floats after a round trip through the search space."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b  # True == 1 to Python, not to a sweep
     if isinstance(a, int | float) and isinstance(b, int | float):
         return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
     return a == b
@@ -281,9 +289,13 @@ def spec_view(spec: Any, origins: dict[str, str], notes: list[dict[str, str]]) -
     for column in ("param", "space", "min", "max", "centre", "int", "scale", "range from", "centre from"):
         params.add_column(column, style="dim" if column.endswith("from") else None)
     for p in spec.params:
-        params.add_row(Text(p.name), p.space, f"{p.min:.4g}", f"{p.max:.4g}", f"{p.center:.4g}",
+        # A choice's values fill the min and max columns: its range is the list.
+        low, high = ((Text("[" + ", ".join(map(as_text, p.values)) + "]"), "") if p.is_choice
+                     else (f"{p.min:.4g}", f"{p.max:.4g}"))
+        params.add_row(Text(p.name), p.space, low, high, Text(fmt_value(p.center, 4)),
                        "yes" if p.is_integer else "", "" if p.scale is None else f"{p.scale:.3g}",
-                       Text(origins.get(f"search.{p.name}.min", "")), Text(origins.get(f"search.{p.name}.center", "")))
+                       Text(origins.get(f"search.{p.name}.{'values' if p.is_choice else 'min'}", "")),
+                       Text(origins.get(f"search.{p.name}.center", "")))
     defaults = Table(title="defaults of every trial", title_justify="left", box=None, pad_edge=False)
     for column in ("key", "value", "from"):
         defaults.add_column(column, style="dim" if column == "from" else None)

@@ -11,7 +11,8 @@ What is carried over, and how:
   value the new sweep cannot express: refused, nothing written). A param of the new sweep that
   OTHER did not search takes the value OTHER's trials ran with (its fixed [train]/[env] setting)
   when OTHER's spec has one, else the new param's centre; that value must lie in the new range.
-- A trial with a value outside the new sweep's ranges (a narrower sweep) is left out and counted.
+- A trial with a value outside the new sweep's ranges (a narrower sweep, or a value a choice no
+  longer lists) is left out and counted.
 - OTHER must be of the same env: a score means nothing across envs.
 """
 
@@ -22,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from sweepd.space import Param, as_text
 from sweepd.spec import SweepSpec
 from sweepd.store.enqueue import FinishedTrial, import_trials
 from sweepd.store.models import FAILED, HYPERPARAMETER, SUCCEEDED, InvalidRequest
@@ -59,9 +61,9 @@ def read_warm_start(engine: Engine, ref: str, spec: SweepSpec) -> WarmStart:
             continue
         section, key = name.split(".", 1)
         value = other.defaults.get(section, {}).get(key, param.center)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not param.min <= value <= param.max:
+        if not param.contains(value):
             raise InvalidRequest(f"--warm-start {ref}: sweep {source.name} ran {name} = {value!r}, outside this "
-                                 f"sweep's range [{param.min:g}, {param.max:g}]")
+                                 f"sweep's {_range(param)}")
         fixed[name] = value
     results, outside = [], 0
     for trial in list_trials(engine, source.id):
@@ -70,7 +72,7 @@ def read_warm_start(engine: Engine, ref: str, spec: SweepSpec) -> WarmStart:
         if not observed:
             continue
         params = {**fixed, **trial.params}
-        if any(not ours[name].min <= float(value) <= ours[name].max for name, value in params.items()):
+        if any(not ours[name].contains(value) for name, value in params.items()):
             outside += 1
             continue
         results.append(FinishedTrial(params=params, score=trial.score, cost=float(trial.cost or 0.0),
@@ -79,6 +81,12 @@ def read_warm_start(engine: Engine, ref: str, spec: SweepSpec) -> WarmStart:
                                      failure_reason=trial.failure_reason, truncated=trial.truncated,
                                      stopped=trial.stopped, steps=trial.steps))
     return WarmStart(source, tuple(results), outside)
+
+
+def _range(param: Param) -> str:
+    if param.is_choice:
+        return f"values ({', '.join(map(as_text, param.values))})"
+    return f"range [{param.min:g}, {param.max:g}]"
 
 
 def apply_warm_start(engine: Engine, sweep: SweepInfo, warm: WarmStart, actor: str) -> str:

@@ -360,3 +360,58 @@ def test_status_of_one_sweep_and_of_all_show_the_same_spent_the_budget_counts(en
     (every,) = json.loads(sweepd(url_of(engine), "status", "--json").stdout)
     assert one["cost_spent"] == every["cost_spent"] == 55.0
     assert "spent 55.0s" in sweepd(url_of(engine), "status", sweep.name).stdout
+
+
+def launch_choices(tmp_path, url: str) -> str:
+    """The toy sweep with a choice (train.act) and a boolean (train.anneal) besides train.lr."""
+    path = write_toy_sweep(tmp_path, 6, 3)
+    path.write_text(path.read_text() + '\n[search.train.act]\nvalues = ["tanh", "relu", "gelu"]\n'
+                                       '\n[search.train.anneal]\nspace = "bool"\n')
+    done = sweepd(url, "launch", str(path), "--detach", "--name", "choicy", "--no-wandb")
+    assert done.returncode == 0, done.stderr
+    return "choicy"
+
+
+def test_enqueue_reads_a_choice_and_a_boolean_from_text_and_refuses_an_unlisted_value(engine, tmp_path):
+    name = launch_choices(tmp_path, url_of(engine))
+    assert sweepd(url_of(engine), "enqueue", name, "train.act=gelu", "train.anneal=true").returncode == 0
+    (tmp_path / "c.json").write_text('{"train.act": "relu", "train.anneal": false}')
+    assert sweepd(url_of(engine), "enqueue", name, "--from-json", str(tmp_path / "c.json")).returncode == 0
+    trials = list_trials(engine, find_sweep(engine, name).id)
+    assert [t.params for t in trials] == [{"train.lr": 0.01, "train.act": "gelu", "train.anneal": True},
+                                          {"train.lr": 0.01, "train.act": "relu", "train.anneal": False}]
+    for word, message in [("train.act=swish", "train.act: 'swish' is not one of the param's values (tanh, relu, gelu)"),
+                          ("train.anneal=yes", "train.anneal: 'yes' is not one of the param's values (false, true)")]:
+        done = sweepd(url_of(engine), "enqueue", name, word)
+        assert (done.returncode, done.stderr.strip()) == (2, "error: " + message)
+    (tmp_path / "one.json").write_text('{"train.anneal": 1}')  # 1 is no boolean in a sweep
+    done = sweepd(url_of(engine), "enqueue", name, "--from-json", str(tmp_path / "one.json"))
+    assert done.returncode == 2 and "train.anneal: 1 is not one of the param's values (false, true)" in done.stderr
+    assert len(list_trials(engine, find_sweep(engine, name).id)) == 2
+
+
+def test_best_writes_a_choice_as_toml_json_and_pufferlib_arguments(tmp_path):
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    name = launch_choices(tmp_path, url)
+    engine = db.open_store(url)
+    best = {"train.lr": 0.02, "train.act": "relu", "train.anneal": False}
+    enqueue_trials(engine, find_sweep(engine, name).id, [{"train.lr": 0.01, "train.act": "tanh", "train.anneal": True},
+                                                         best])
+    for slot, score in enumerate([0.5, 0.9]):
+        lease = lease_trial(engine, holder(slot), propose)
+        assert start_trial(engine, lease) and finish_trial(engine, lease, score, 10.0)
+    assert json.loads(sweepd(url, "best", name, "--format", "json").stdout)["params"] == best
+    args = sweepd(url, "best", name, "--format", "args").stdout.strip()
+    assert args == "--train.act relu --train.anneal '' --train.lr 0.02"  # PufferLib reads bool('') as False
+    toml = sweepd(url, "best", name).stdout
+    assert 'act = "relu"' in toml and "anneal = false" in toml
+    assert 'values = ["tanh", "relu", "gelu"]' in toml and 'center = "relu"' in toml
+    rerun = tmp_path / "rerun.toml"
+    rerun.write_text(toml)
+    assert sweepd(url, "launch", str(rerun), "--detach", "--name", "rerun", "--no-wandb").returncode == 0
+    again = lease_trial(engine, holder(9), propose, sweep_ids=[find_sweep(engine, "rerun").id])
+    assert again.params == pytest.approx(best)  # its first trial, the centre: the best config
+    status = sweepd(url, "status", name)
+    # As written, where they differ from the centre (tanh, false): trial 1 annealed, trial 2 relu.
+    assert "anneal=true" in status.stdout and "act=relu" in status.stdout, status.stdout
+    engine.dispose()
