@@ -12,7 +12,10 @@ Mapping (`sweep_from_config`), the result shaped like a sweep file (see docs/arc
   `log_normal` -> log, `logit_normal` -> logit, `uniform` -> linear, `int_uniform` -> linear
   integer, `uniform_pow2` -> pow2, W&B's `log_uniform_values` -> log; no distribution: W&B's rule
   (int_uniform when min and max are written as integers, else uniform); `values = [...]` that are
-  consecutive powers of two -> pow2.
+  consecutive powers of two -> pow2, any other list of values -> a choice (numbers in ascending
+  order, so the list's order, which sweepd's search reads as distance, is theirs; strings and
+  booleans as listed; duplicates dropped), centred on the trial default when it is listed, else
+  on the first value.
 - centre: the trial default when it lies in [min, max] (so the searcher's first suggestion, the
   centre, is the config PufferLib trains by default: PufferLib's own sweep starts at `mean`, which
   for snake means zero food reward), else `mean` when it lies in [min, max], else the middle
@@ -29,8 +32,8 @@ Mapping (`sweep_from_config`), the result shaped like a sweep file (see docs/arc
   sizing sets (vec, env num_envs, batch geometry) are pinned at the family's value: PufferLib's
   ranges are for GPU batches and a searched minibatch above the CPU batch would fail every trial.
   The GPU sizing sets none of them, so a CUDA sweep searches them as PufferLib's config says.
-  A [train] key PufferLib's trainer does not have, or a list of values that is not a run of powers
-  of two, is skipped. Every such decision is a `Note` that `sweepd show` prints.
+  A [train] key PufferLib's trainer does not have is skipped. Every such decision is a `Note`
+  that `sweepd show` prints.
 - `[sweep]`: metric (PufferLib's `[sweep.metric] name` or `[sweep] metric`, without its
   `environment/` prefix), goal -> direction, method -> searcher (random stays random, anything
   else is sweepd's CARBS), `[base] max_suggestion_cost` -> max_suggestion_cost (PufferLib never
@@ -50,13 +53,14 @@ from typing import Any
 
 from sweepd.envs.family import MANAGED_TRAIN_KEYS, TRIAL_SECTIONS
 from sweepd.puffer_ini import PufferConfig, read_config
-from sweepd.space import middle, warp
+from sweepd.space import as_text, choice_error, middle, warp
 
 DISTRIBUTIONS = {
     "log_normal": "log", "logit_normal": "logit", "uniform": "linear", "int_uniform": "linear",
     "uniform_pow2": "pow2", "log_uniform_values": "log",
 }
 INTEGER_DISTRIBUTIONS = ("int_uniform", "uniform_pow2")
+CHOICE = "choice"  # a list of values that is not a range: a choice param
 PARAM_KEYS = ("distribution", "min", "max", "mean", "scale", "values")
 # Keys whose values depend on the box (batch geometry, env copies): the env family owns them.
 SIZING_KEYS = {"train": ("batch_size", "minibatch_size", "bptt_horizon", "max_minibatch_size"),
@@ -194,7 +198,8 @@ def _map_param(config: PufferConfig, name: str, section: str, defaults: dict[str
         return
 
     distribution, low, high = _distribution_and_bounds(config, section, table, name, notes)
-    if distribution is None:
+    if distribution == CHOICE:
+        _map_choice(config, name, section, table, defaults, sizing, search, origins, notes)
         return
     space = DISTRIBUTIONS[distribution]
     if key in SIZING_KEYS.get(owner, ()) and key in sizing.get(owner, {}):
@@ -228,11 +233,15 @@ def _map_param(config: PufferConfig, name: str, section: str, defaults: dict[str
 
 
 def _distribution_and_bounds(config: PufferConfig, section: str, table: dict[str, Any], name: str,
-                             notes: list[Note]) -> tuple[str | None, float, float]:
+                             notes: list[Note]) -> tuple[str, float, float]:
+    """The distribution and bounds of a [sweep.*] table; `CHOICE` for a list of values that is not a
+    range (`_map_choice` maps it)."""
     if "values" in table:
         values = table["values"]
-        if not (isinstance(values, list | tuple) and values and all(_number(v) for v in values)):
-            raise config.error(section, f"values must be a list of numbers, got {values!r}")
+        if not (isinstance(values, list | tuple) and values):
+            raise config.error(section, f"values must be a list, got {values!r}")
+        if not all(_number(v) for v in values):
+            return CHOICE, 0.0, 0.0
         ordered = sorted(set(values))
         if len(ordered) == 1:
             return "uniform", ordered[0], ordered[0]
@@ -240,9 +249,7 @@ def _distribution_and_bounds(config: PufferConfig, section: str, table: dict[str
         if all(p.is_integer() for p in powers) and powers == list(range(int(powers[0]), int(powers[-1]) + 1)):
             notes.append(Note(name, "adjusted", f"values {list(values)} are consecutive powers of two: pow2"))
             return "uniform_pow2", ordered[0], ordered[-1]
-        notes.append(Note(name, "skipped", f"categorical values {list(values)}: sweepd searches ranges "
-                                           f"(log, linear, logit, pow2) only"))
-        return None, 0.0, 0.0
+        return CHOICE, 0.0, 0.0
     for bound in ("min", "max"):
         if bound not in table:
             raise config.error(section, f"needs {bound} (or values = [...])")
@@ -260,6 +267,44 @@ def _distribution_and_bounds(config: PufferConfig, section: str, table: dict[str
     if low > high:
         raise config.error(section, f"min ({low:g}) must not exceed max ({high:g})")
     return distribution, low, high
+
+
+def _map_choice(config: PufferConfig, name: str, section: str, table: dict[str, Any],
+                defaults: dict[str, dict[str, Any]], sizing: dict[str, dict[str, Any]],
+                search: dict[str, dict[str, Any]], origins: dict[str, str], notes: list[Note]) -> None:
+    """A list of values that is not a range, as a choice param (or pinned, with a note)."""
+    owner, key = name.split(".", 1)
+    where = config.origin(section)
+    listed = list(table["values"])
+    numbers = all(_number(v) for v in listed)
+    # Numbers ascending: sweepd's search reads list order as distance (sweepd/space.py).
+    values = sorted(set(listed)) if numbers else [
+        v for i, v in enumerate(listed) if not any(type(v) is type(w) and v == w for w in listed[:i])]
+    problem = choice_error(values) if len(values) > 1 else None
+    if problem:
+        raise config.error(section, problem)
+    if key in SIZING_KEYS.get(owner, ()) and key in sizing.get(owner, {}):
+        notes.append(Note(name, "pinned", f"sized for the box by sweepd's env family at {sizing[owner][key]!r} "
+                                          f"(PufferLib's values {', '.join(map(as_text, values))} are for "
+                                          "GPU batches)"))
+        return
+    if len(values) == 1:
+        _pin(defaults, origins, name, values[0], where)
+        notes.append(Note(name, "pinned", f"one value, {as_text(values[0])}: not searched"))
+        return
+    default = defaults[owner].get(key)
+    center = next((v for v in values if v == default and isinstance(v, bool) == isinstance(default, bool)), None)
+    center_origin = origins.get(name, config.origin(owner, key))
+    if center is None:
+        center, center_origin = values[0], f"first of {where} values"
+        notes.append(Note(name, "adjusted", f"centre = first value {as_text(values[0])}: the [{owner}] value "
+                                            f"{'(none)' if default is None else as_text(default)} is not listed"))
+    notes.append(Note(name, "adjusted", f"values {', '.join(map(as_text, values))}: a choice (the search reads "
+                                        "list order as distance)"))
+    search.setdefault(owner, {})[key] = {"space": "choice", "values": values, "center": center}
+    for field_name in ("space", "values"):
+        origins[f"search.{name}.{field_name}"] = where
+    origins[f"search.{name}.center"] = center_origin
 
 
 def _pin(defaults: dict[str, dict[str, Any]], origins: dict[str, str], name: str, value: Any, where: str) -> None:

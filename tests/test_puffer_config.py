@@ -20,6 +20,7 @@ pytest.importorskip("pufferlib", reason="pufferlib not installed: run scripts/in
 from sweepd import envs, puffer_config, puffer_ini
 from sweepd.budget import Probe, ProbeFailed, batch_estimate, cache_path, fit_budget, probe_from_events
 from sweepd.convert import to_toml
+from sweepd.space import Param
 from sweepd.spec import SpecError, load_spec
 
 # Read from the installed package, not a hand-made list.
@@ -266,8 +267,50 @@ def test_distributions_centres_and_integers(tmp_path):
             search["train"]["minibatch_size"]["max"]) == ("pow2", 512, 2048)
     notes = {(n.name, n.action) for n in sweep.notes}
     assert ("train.e3b_norm", "skipped") in notes                   # not a key PufferLib's trainer has
-    assert ("train.batch_size", "skipped") in notes                 # categorical, not powers of two
+    assert ("train.batch_size", "skipped") in notes                 # not a key this trainer has either
     assert "e3b_norm" not in search["train"] and "batch_size" not in search["train"]
+
+
+CHOICE_INI = ENV_INI.replace("[env]\nreward = 0.1\n", """[env]
+reward = 0.1
+layout = "open"
+sticky = True
+width = 7
+""") + """
+[sweep.env.layout]
+values = ["maze", "open", "rooms"]
+
+[sweep.env.sticky]
+values = [False, True]
+
+[sweep.env.width]
+values = [9, 5, 7, 5]
+
+[sweep.env.mode]
+values = ["easy", "hard"]
+"""
+
+
+def test_value_lists_that_are_not_powers_of_two_are_read_as_choices(tmp_path):
+    sweep = fake_sweep(tmp_path, CHOICE_INI)
+    env = sweep.raw["search"]["env"]
+    assert env["layout"] == {"space": "choice", "values": ["maze", "open", "rooms"], "center": "open"}
+    assert env["sticky"] == {"space": "choice", "values": [False, True], "center": True}
+    assert env["width"] == {"space": "choice", "values": [5, 7, 9], "center": 7}  # numbers ascending, once each
+    assert env["mode"] == {"space": "choice", "values": ["easy", "hard"], "center": "easy"}  # no [env] mode
+    assert ("env.mode", "adjusted") in {(n.name, n.action) for n in sweep.notes}
+    assert not any(n.action == "skipped" and n.name.startswith("env.") for n in sweep.notes)
+    assert sweep.origins["search.env.layout.values"] == "ocean/fake.ini [sweep.env.layout]"
+    for key, table in env.items():  # valid params as the spec builds them
+        if table.get("space") == "choice":
+            assert Param.choice(f"env.{key}", table["values"], table["center"]).center == table["center"]
+
+
+def test_a_value_list_of_mixed_kinds_names_the_ini_file(tmp_path):
+    with pytest.raises(SpecError) as info:
+        fake_sweep(tmp_path, ENV_INI + '\n[sweep.env.layout]\nvalues = ["maze", 1]\n')
+    assert "fake.ini" in str(info.value) and "values mix numbers and strings (maze, 1)" in str(info.value)
+    assert "\n" not in str(info.value)
 
 
 def test_scale_becomes_the_same_spread_in_sweepds_search(tmp_path):
