@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from sweepd.search.pareto import pareto_front
+from sweepd.space import as_text
 from sweepd.store.models import SUCCEEDED
 from sweepd.store.review import TrialInfo
 from sweepd.store.sweeps import SweepInfo
@@ -161,7 +162,8 @@ def load_front(engine: Engine, ref: str | int) -> SweepFront:
 
 def write_csv(result: SweepFront, path: str | Path) -> Path:
     """The front as CSV: cost, score, score_stderr, seeds, steps (empty when unknown), truncated,
-    stopped (true/false), trials (';'-separated), then one column per param (as planned)."""
+    stopped (true/false), trials (';'-separated), then one column per param (as planned, as a sweep
+    file writes it: a boolean choice true/false)."""
     names = [p["name"] for p in result.sweep.spec.get("params", [])] or sorted(
         {k for p in result.points for k in p.params})
     path = Path(path)
@@ -172,7 +174,7 @@ def write_csv(result: SweepFront, path: str | Path) -> Path:
             writer.writerow([repr(r["cost"]), repr(r["score"]), repr(r["score_stderr"]), r["seeds"],
                              "" if r["steps"] is None else repr(r["steps"]), _flag(r["truncated"]),
                              _flag(r["stopped"]), ";".join(map(str, r["trials"])),
-                             *[r["params"].get(n, "") for n in names]])
+                             *[as_text(r["params"][n]) if n in r["params"] else "" for n in names]])
     return path
 
 

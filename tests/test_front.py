@@ -169,3 +169,24 @@ def test_status_counts_stopped_trials_and_marks_each_row(sqlite_url):
     (listed,) = json.loads(sweepd("status", "--json", "--db", sqlite_url).stdout)
     assert (listed["stopped"], listed["cut"]) == (2, 1)
     assert "stopped" in sweepd("status", "--db", sqlite_url).stdout
+
+
+def test_a_choice_is_shown_as_written_in_the_pareto_table_json_and_csv(sqlite_url, tmp_path):
+    params = [*PARAMS[:1], {"name": "policy.activation", "space": "choice", "min": 0, "max": 1, "center": "tanh",
+                            "integer": False, "scale": None, "values": ["tanh", "relu"]},
+              {"name": "train.anneal_lr", "space": "choice", "min": 0, "max": 1, "center": True,
+               "integer": False, "scale": None, "values": [False, True]}]
+    engine = db.open_store(sqlite_url)
+    sweep = create_sweep(engine, {**SPEC, "name": "choicy", "params": params,
+                                  "settings": {**SPEC["settings"], "budget_param": ""}}, owner="tester")
+    config = {"train.learning_rate": 1e-2, "policy.activation": "relu", "train.anneal_lr": False}
+    import_trials(engine, sweep.id, [FinishedTrial(config, 5.0, 20.0)])
+    engine.dispose()
+    table = sweepd("pareto", sweep.name, "--db", sqlite_url, "--csv", str(tmp_path / "front.csv")).stdout
+    assert "activation=relu, anneal_lr=false" in table  # the learning rate is the centre's
+    records = json.loads(sweepd("pareto", sweep.name, "--json", "--db", sqlite_url).stdout)["front"]
+    assert records[0]["params"] == config and records[0]["changed"] == {
+        "policy.activation": "relu", "train.anneal_lr": False}
+    with open(tmp_path / "front.csv") as handle:
+        (row,) = csv.DictReader(handle)
+    assert (row["policy.activation"], row["train.anneal_lr"], row["train.learning_rate"]) == ("relu", "false", "0.01")
