@@ -130,6 +130,7 @@ class _Front:
     stderr: np.ndarray  # standard error of the mean score (0 for a single run)
     cost: np.ndarray  # geometric mean cost
     count: np.ndarray  # runs of the config
+    runnable: np.ndarray  # False for a run cut at an unknown length: its outcome, not a config to repeat
     front: np.ndarray  # indices into the above, sorted by cost
     group: float  # runs cheaper than this count as costing this much (cheap runs are noisy)
 
@@ -282,7 +283,7 @@ class CarbsSearcher(HistorySearcher):
         pending = set(h.pending_keys)
         noise = math.sqrt(models.score.noise_var)
         options = [i for i in fr.front
-                   if h.key(fr.x[i]) not in pending and fr.cost[i] <= self.max_suggestion_cost
+                   if fr.runnable[i] and h.key(fr.x[i]) not in pending and fr.cost[i] <= self.max_suggestion_cost
                    and fr.margin(i) < _RESAMPLE_MARGIN * noise / math.sqrt(fr.count[i])]
         if not options:
             return None
@@ -363,11 +364,18 @@ class CarbsSearcher(HistorySearcher):
     def _compute_front(self) -> _Front | None:
         h = self.history
         groups: dict[tuple, list[int]] = {}
-        for i in np.flatnonzero(self._finals()):
+        finals = self._finals()
+        for i in np.flatnonzero(finals):
             groups.setdefault(h.keys[i], []).append(int(i))
+        # A run stopped or cut at an unknown length still showed that its score is reachable at its
+        # cost (rerun the config, stop at that cost): a point of the front on its own, never averaged
+        # with full runs of its config nor repeated as a resample.
+        for i in np.flatnonzero(~finals & ~np.array(h.failed, dtype=bool)):
+            groups[("cut", int(i))] = [int(i)]
         if not groups:
             return None
         idx = list(groups.values())
+        runnable = np.array([bool(finals[g[0]]) for g in idx])
         scores = [np.array([h.scores[i] for i in g]) for g in idx]
         x = np.array([h.x[g[0]] for g in idx])
         score = np.array([s.mean() for s in scores])
@@ -380,7 +388,7 @@ class CarbsSearcher(HistorySearcher):
         top = self.max_suggestion_cost if math.isfinite(self.max_suggestion_cost) else float(cost.max())
         group = cheap_group_cost(cost[under], top, self.cheap_fraction)
         front = under[pareto_front(cost[under], score[under], group_below=group)]
-        return _Front(x, score, stderr, cost, count, front, group)
+        return _Front(x, score, stderr, cost, count, runnable, front, group)
 
     def _training_indices(self, fr: _Front, limit: int, among: np.ndarray | None = None) -> np.ndarray:
         """Runs for the GPs (``among``, default the finals): Pareto configs' runs first, then the most recent."""

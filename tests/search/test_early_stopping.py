@@ -1,6 +1,7 @@
 """Learning curves as evidence and the stop rule (``Searcher.report``)."""
 import math
 
+import numpy as np
 import pytest
 
 from sweepd.search import Observation, create_searcher
@@ -115,7 +116,7 @@ def test_a_truncated_observation_is_the_same_whether_told_or_reported():
     assert [(r.fraction, r.cost, r.score) for r in a.curves[0]] == [(r.fraction, r.cost, r.score) for r in b.curves[0]]
 
 
-def test_a_run_truncated_at_an_unknown_length_is_no_front_config():
+def test_a_run_cut_at_an_unknown_length_is_a_front_point_of_its_own_not_a_config():
     s = create_searcher("carbs", PARAMS, seed=0, max_suggestion_cost=5000.0)
     for steps in (1e4, 1e5, 1e6):
         p = {"lr": 3e-3, "steps": int(steps)}
@@ -123,8 +124,14 @@ def test_a_run_truncated_at_an_unknown_length_is_no_front_config():
     cut = {"lr": 1e-2, "steps": 3_000_000}
     s.observe(Observation(cut, 99.0, 300.0, truncated=True))
     front = s._front()
-    assert len(front.x) == 3 and 99.0 not in front.score
+    i = int(np.flatnonzero(front.score == 99.0)[0])
+    # 99 is reachable at 300 s (run the config, stop there): the bar a new run must beat, not a config to repeat
+    assert i in front.front and not front.runnable[i] and front.runnable.sum() == 3
+    assert front.dominated_below(400.0) == 99.0
     assert s.history.seen(cut)
+    s.observe(Observation(cut, 50.0, 3000.0))  # the full run of that config is averaged apart from the cut one
+    front = s._front()
+    assert {50.0, 99.0} <= set(front.score.tolist()) and front.runnable.sum() == 4 and front.count.max() == 1
 
 
 def test_stop_decisions_are_the_same_after_rebuilding_from_the_history():
