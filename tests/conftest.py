@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -19,6 +21,19 @@ def _pg_available() -> bool:
             return True
     except Exception:
         return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the tests marked `pufferlib` where PufferLib's trainer cannot be imported. One check per
+    run, and only when a selected test needs it: importing it takes seconds (torch and its envs)."""
+    needing = [item for item in items if item.get_closest_marker("pufferlib")]
+    if not needing:
+        return
+    check = subprocess.run([sys.executable, "-c", "import pufferlib.pufferl"], capture_output=True)
+    if check.returncode != 0:
+        skip = pytest.mark.skip(reason="pufferlib not installed: run scripts/install_pufferlib.sh")
+        for item in needing:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

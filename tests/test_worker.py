@@ -60,9 +60,7 @@ def only(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 # -- trainer "puffer" -----------------------------------------------------------------------------
 
-needs_pufferlib = pytest.mark.skipif(
-    subprocess.run([sys.executable, "-c", "import pufferlib.pufferl"], capture_output=True).returncode != 0,
-    reason="pufferlib not installed: run scripts/install_pufferlib.sh")
+needs_pufferlib = pytest.mark.pufferlib  # skipped without PufferLib's trainer (conftest.py checks once per run)
 
 
 @needs_pufferlib
