@@ -25,6 +25,10 @@ def test_there_are_at_least_two_revisions_in_a_line():
     assert len(revisions) >= 2 and len(script.get_heads()) == 1
 
 
+def test_open_store_expects_the_newest_migration():
+    assert db.head_revision() == db.SCHEMA_REVISION
+
+
 def test_upgrade_head_on_an_empty_database_matches_the_models(db_url):
     engine = db.make_engine(db_url)
     db.upgrade(engine)
