@@ -53,7 +53,8 @@ def test_the_budget_is_fitted_on_a_box_of_the_sweeps_class_only():
     cpu, cuda = load_spec("puffer_pong", device="cpu"), load_spec("puffer_pong", device="cuda")
     assert fits_here(cpu, "cpu") and fits_here(cuda, "cuda")
     assert not fits_here(cuda, "cpu") and not fits_here(cpu, "cuda")
-    assert not fits_here(load_spec("snake", device="cuda"), "cuda")  # no budget_param: nothing to fit
+    # no budget_param: nothing to fit
+    assert not fits_here(load_spec("snake", {"budget_param": ""}, device="cuda"), "cuda")
     assert probe_key(cpu) != probe_key(load_spec("puffer_pong", {"max_suggestion_cost": 300.0}, device="cuda"))
 
 
