@@ -13,7 +13,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 
 def test_pause_lets_the_running_trial_finish_then_resume_completes_the_sweep(team: Team):
-    sweep = team.launch(trials=2, steps=30)  # ~3 s a trial at 0.1 s a step
+    # ~10 s a trial at 0.1 s a step: the pause (a CLI start-up, seconds on a busy box) must land while trial 1 runs
+    sweep = team.launch(trials=2, steps=100)
     team.agent("box-a")
     wait_for(lambda: [t for t in team.trials() if t.status == "running"], what="trial 1 running")
     paused = team.cli("pause", team.name)
