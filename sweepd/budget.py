@@ -16,7 +16,8 @@ ranges usually fit a GPU's speed already, and then nothing changes:
    in one trial. When the range's max exceeds N, min, max and centre are all multiplied by
    N / max (the range keeps its shape in log space: PufferLib's largest budget becomes the largest
    that fits), then raised to at least one batch (a trial trains whole batches); the centre (the
-   first trial) is raised to at least N / 4, so that the first trial learns something.
+   first trial) is raised to at least N / 4, so that the first trial learns something. A centre
+   that already fits (at most N) is kept as the user set it: only the top of the range is cut.
 The fitted spec is what the Sweep row stores, so agents on other boxes train the same budgets.
 """
 
@@ -284,9 +285,14 @@ def fit_budget(spec: SweepSpec, probe: Probe, cached: bool = False) -> tuple[Swe
     factor = fits / param.max
     low = max(param.min * factor, float(batch_estimate(spec)))
     high = max(float(fits), 2 * low)
-    # The first trial runs the centre: at PufferLib's GPU ratios it would be about one batch long and
-    # learn nothing (puffer_pong scored -21), so it trains at least a quarter of what fits.
-    center = min(max(param.center * factor, low, fits * CENTER_SHARE), high)
+    if param.center <= fits:
+        # A centre that fits is the user's own default for this box (snake.toml's 1.5M steps):
+        # the first trial runs it as set, and only the range's top is cut to the cap.
+        center = max(float(param.center), low)
+    else:
+        # Scaled with the range: at PufferLib's GPU ratios it would be about one batch long and
+        # learn nothing (puffer_pong scored -21), so it trains at least a quarter of what fits.
+        center = min(max(param.center * factor, low, fits * CENTER_SHARE), high)
     if param.is_integer:
         low, high, center = float(math.ceil(low)), float(math.floor(high)), float(round(center))
     fitted = Param(name=param.name, space=param.space, min=low, max=high, center=center,
