@@ -460,13 +460,13 @@ def test_budget_range_shrinks_to_what_fits_the_cap():
 
 
 def test_a_centre_that_fits_the_cap_is_kept_and_only_the_top_of_the_range_is_cut():
-    spec = load_spec("snake", {"max_suggestion_cost": 120.0})       # total_timesteps 2e5..4e6, centre 1.5e6
+    spec = load_spec("snake", {"max_suggestion_cost": 120.0})       # total_timesteps 2e5..4e6, centre 1e6
     fitted, fit = fit_budget(spec, probe(steps_per_second=20_000.0))
     param = next(p for p in fitted.params if p.name == "train.total_timesteps")
     fits = int(0.8 * 20_000 * (120 - 6))                             # 1.82M: the centre fits, the max does not
-    assert fit.changed and param.max == fits and param.center == 1_500_000
+    assert fit.changed and param.max == fits and param.center == 1_000_000
     assert param.min == math.ceil(2e5 * fits / 4e6)
-    assert fitted.defaults["train"]["total_timesteps"] == 1_500_000
+    assert fitted.defaults["train"]["total_timesteps"] == 1_000_000
 
 
 def test_budget_range_that_fits_is_left_alone_and_a_cap_below_the_overhead_is_refused():
