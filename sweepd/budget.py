@@ -286,7 +286,7 @@ def fit_budget(spec: SweepSpec, probe: Probe, cached: bool = False) -> tuple[Swe
     low = max(param.min * factor, float(batch_estimate(spec)))
     high = max(float(fits), 2 * low)
     if param.center <= fits:
-        # A centre that fits is the user's own default for this box (snake.toml's 1.5M steps):
+        # A centre that fits is the user's own default for this box (snake.toml's 1M steps):
         # the first trial runs it as set, and only the range's top is cut to the cap.
         center = max(float(param.center), low)
     else:

@@ -136,9 +136,9 @@ class _Front:
 
     def margin(self, i: int) -> float:
         """How much config ``i`` beats every cheaper config (inf for the cheapest group)."""
-        c = max(self.cost[i], self.group)
-        cheaper = [j for j in range(len(self.cost)) if j != i and max(self.cost[j], self.group) <= c]
-        return float(self.score[i] - self.score[cheaper].max()) if cheaper else math.inf
+        cheaper = np.maximum(self.cost, self.group) <= max(self.cost[i], self.group)
+        cheaper[i] = False
+        return float(self.score[i] - self.score[cheaper].max()) if cheaper.any() else math.inf
 
     def dominated_below(self, cost: float) -> float:
         """The best front score at or below ``cost``: a run must beat it to improve the front there."""
